@@ -1,0 +1,1 @@
+"""Accounts: people, passwords, sessions, API keys, scopes and the acting principal."""

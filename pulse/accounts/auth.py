@@ -1,0 +1,65 @@
+"""Who is calling: API keys from headers, people from the flask-login session."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_login import current_user
+
+from pulse.accounts import api_keys
+from pulse.accounts.actor import Actor
+from pulse.errors import Unauthorized
+from pulse.extensions import db, login_manager
+from pulse.models import User
+
+
+def presented_key(allow_query: bool = False) -> str | None:
+    """The API key in `Authorization: Bearer`, `X-API-Key`, or (pixel only) `?k=`."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    key = request.headers.get("X-API-Key")
+    if key:
+        return key.strip()
+    if allow_query:
+        return request.args.get("k") or None
+    return None
+
+
+def current_actor(allow_query_key: bool = False) -> Actor | None:
+    """The caller, once per request. A key that is presented but wrong is a 401."""
+    if "actor" in g:
+        return g.actor
+    secret = presented_key(allow_query_key)
+    actor: Actor | None = None
+    if secret is not None:
+        key = api_keys.authenticate(secret)
+        if key is None:
+            raise Unauthorized(
+                "Invalid or missing API key.",
+                headers={"WWW-Authenticate": 'Bearer realm="pulse"'},
+            )
+        actor = Actor(api_key=key)
+        g.auth_method = "api_key"
+    elif current_user.is_authenticated:
+        actor = Actor(user=current_user._get_current_object())
+        g.auth_method = "session"
+    g.actor = actor
+    return actor
+
+
+def init_app(app: Flask) -> None:
+    """Wire flask-login to the User model; session ids carry a version for revocation."""
+    login_manager.init_app(app)
+    login_manager.login_view = "dashboard.sign_in"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(session_id: str) -> User | None:
+        user_id, _, version = session_id.partition(":")
+        if not user_id.isdigit() or not version.isdigit():
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.is_active or user.session_version != int(version):
+            return None
+        return user

@@ -1,0 +1,34 @@
+"""Retention jobs: throw away what Pulse promised not to keep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import delete
+
+from pulse.api import idempotency
+from pulse.extensions import db
+from pulse.jobs import job
+from pulse.models import AuditLog, utcnow
+
+
+def prune_expired() -> dict[str, int]:
+    """Delete idempotency records past 24 h and audit logs past their retention."""
+    days = current_app.config["AUDIT_LOG_RETENTION_DAYS"]
+    audit_cutoff = utcnow() - timedelta(days=days)
+    pruned = {
+        "idempotency_records": idempotency.prune(),
+        "audit_logs": db.session.execute(
+            delete(AuditLog).where(AuditLog.created_at < audit_cutoff)
+        ).rowcount
+        or 0,
+    }
+    db.session.commit()
+    return pruned
+
+
+@job
+def purge_expired_records() -> dict[str, int]:
+    """The periodic job: what `prune_expired` removed, kept as the RQ result."""
+    return prune_expired()

@@ -1,0 +1,37 @@
+"""`pulse worker` and `pulse cron`: RQ processes that run jobs inside the app context."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from pulse.extensions import db
+from pulse.jobs import QUEUES, redis_connection
+
+
+def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False) -> bool:
+    """Work the queues; forked work horses inherit the pushed app context."""
+    from rq import Worker
+
+    if not app.config.get("REDIS_URL"):
+        raise SystemExit("pulse worker needs REDIS_URL (without it, jobs run in-process).")
+    connection = redis_connection(app)
+    # A forked work horse must not share the parent's pooled database connections.
+    os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False) if db else None)
+    with app.app_context():
+        worker = Worker(queues or list(QUEUES), connection=connection)
+        return worker.work(burst=burst, with_scheduler=True)
+
+
+def run_cron(app: Flask) -> None:
+    """Enqueue the periodic jobs on their schedules until stopped."""
+    from rq.cron import CronScheduler
+
+    from pulse.jobs.periodic import register_all
+
+    if not app.config.get("REDIS_URL"):
+        raise SystemExit("pulse cron needs REDIS_URL.")
+    scheduler = CronScheduler(connection=redis_connection(app), name=f"pulse-cron-{os.getpid()}")
+    register_all(scheduler)
+    scheduler.start()

@@ -1,0 +1,23 @@
+"""The data model, one module per aggregate; import from here."""
+
+from pulse.models.api_key import ApiKey
+from pulse.models.audit import AuditLog
+from pulse.models.idempotency import IdempotencyRecord
+from pulse.models.site import Site
+from pulse.models.team import ROLES, TIERS, Invitation, Membership, Team
+from pulse.models.types import utcnow
+from pulse.models.user import User
+
+__all__ = [
+    "ROLES",
+    "TIERS",
+    "ApiKey",
+    "AuditLog",
+    "IdempotencyRecord",
+    "Invitation",
+    "Membership",
+    "Site",
+    "Team",
+    "User",
+    "utcnow",
+]

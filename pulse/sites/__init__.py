@@ -1,0 +1,1 @@
+"""Sites: the websites a team measures."""

@@ -1,0 +1,1 @@
+"""Teams (workspaces), members with roles, invitations, and the team's sites."""
