@@ -157,7 +157,8 @@ def _rate_limit_details() -> dict[str, Any]:
         return {"retry_after": 60, "limit": None, "remaining": 0, "reset_at": None}
     reset_at = int(current.reset_at)
     return {
-        "retry_after": max(1, reset_at - int(time.time())),
+        # The same arithmetic as Flask-Limiter's Retry-After header, so the two agree.
+        "retry_after": int(current.reset_at - time.time()),
         "limit": current.limit.amount,
         "remaining": 0,
         "reset_at": datetime.fromtimestamp(reset_at, UTC).isoformat().replace("+00:00", "Z"),

@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from flask.json.provider import JSONProvider
 from werkzeug.routing import BaseConverter, ValidationError
 
+REQUEST_SCOPED = ("actor", "auth_method", "_login_user", "request_id")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 API_CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -56,7 +57,11 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["id"] = IdConverter
 
     @app.before_request
-    def assign_request_id() -> None:
+    def start_request() -> None:
+        # `g` belongs to the app context, which a test (or a CLI command) may keep
+        # open across requests: drop what belongs to the previous request's caller.
+        for name in REQUEST_SCOPED:
+            g.pop(name, None)
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
 

@@ -19,6 +19,8 @@ def normalise_email(email: str) -> str:
 
 
 def find_by_email(email: str) -> User | None:
+    if "\x00" in email:
+        return None
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 

@@ -73,6 +73,24 @@ def validation_errors(exc: pydantic.ValidationError) -> dict[str, list[str]]:
     return errors
 
 
+def _contains_nul(value: Any, depth: int = 0) -> bool:
+    """NUL cannot be stored in PostgreSQL text; reject it at the edge for every input."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v, depth + 1) for v in value)
+    return False
+
+
+def reject_nul_in_request(path_args: dict[str, Any]) -> None:
+    if _contains_nul(path_args) or any("\x00" in v for v in request.args.values()):
+        raise BadRequest("Parameters must not contain NUL characters.", code="invalid_parameter")
+
+
 def parse_json_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
     raw = request.get_data(cache=True)
     try:
@@ -126,12 +144,12 @@ def authenticate(op: Operation) -> Actor | None:
         )
     if op.auth == "session" and actor is not None and actor.api_key is not None:
         raise Forbidden("This endpoint needs a signed-in session, not an API key.")
-    if op.scope and actor is not None and actor.api_key is not None:
-        if op.scope not in actor.api_key.scopes:
-            raise Forbidden(
-                f"Insufficient permissions. Required scope: {op.scope}",
-                extra={"required_scope": op.scope},
-            )
+    key = actor.api_key if actor is not None else None
+    if op.scope and key is not None and op.scope not in key.scopes:
+        raise Forbidden(
+            f"Insufficient permissions. Required scope: {op.scope}",
+            extra={"required_scope": op.scope},
+        )
     return actor
 
 
@@ -201,6 +219,7 @@ def operation(
                 if replay is not None:
                     return replay
             try:
+                reject_nul_in_request(path_args)
                 kwargs = dict(path_args)
                 if op.auth != "none":
                     kwargs["actor"] = actor

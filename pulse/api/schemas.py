@@ -6,7 +6,8 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pulse.models import ROLES, TIERS
 
@@ -19,6 +20,23 @@ def _no_control_chars(value: str) -> str:
     return value
 
 
+# Self-hosted teams use intranet addresses (name@corp.local): accept those suffixes.
+INTRANET_SUFFIXES = frozenset({"local", "localhost", "test", "internal", "lan", "home"})
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    local, _, domain = value.rpartition("@")
+    suffix = domain.rsplit(".", 1)[-1].lower()
+    probe = f"{local}@example.com" if suffix in INTRANET_SUFFIXES and local else value
+    try:
+        validate_email(probe, check_deliverability=False, globally_deliverable=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+    return value.lower()
+
+
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=255), AfterValidator(_no_control_chars)
 ]
@@ -47,13 +65,13 @@ class Output(BaseModel):
 
 
 class SignUpIn(Input):
-    email: EmailStr = Field(max_length=254)
+    email: Email
     password: Password
     name: Text = ""
 
 
 class SignInIn(Input):
-    email: Annotated[str, StringConstraints(max_length=254)]
+    email: Annotated[str, StringConstraints(max_length=254), AfterValidator(_no_control_chars)]
     password: Password
 
 
@@ -105,7 +123,7 @@ class TeamOut(Output):
 
 
 class MemberIn(Input):
-    email: EmailStr = Field(max_length=254)
+    email: Email
     role: Role = "viewer"
 
 

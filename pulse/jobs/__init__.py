@@ -68,6 +68,8 @@ def enqueue(func: Callable[..., Any], *args: Any, queue: str = "default", **kwar
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     session = db.session()
+    if not session.in_transaction():
+        session.begin()  # so a rollback before any SQL still drops the job
     session.info.setdefault(PENDING, []).append(JobCall(func, args, kwargs, queue))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from functools import lru_cache
@@ -33,10 +34,8 @@ def normalise_domain(value: str) -> str:
     if "://" in text:
         text = urlsplit(text).hostname or ""
     text = text.split("/")[0].split(":")[0].rstrip(".")
-    try:
+    with contextlib.suppress(UnicodeError):
         text = text.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
     if not HOSTNAME.match(text):
         raise ValidationFailed(errors={"domain": ["Give a host name such as example.com."]})
     return text

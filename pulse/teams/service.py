@@ -65,6 +65,8 @@ def list_teams(actor: Actor) -> Any:
 
 def get_team(actor: Actor, ident: str, scope: str = "teams:read") -> Team:
     """A team by slug or numeric id, if the actor may see it."""
+    if "\x00" in ident or len(ident) > 64:
+        raise NotFound("Team not found.")
     if ident.isdigit():
         team = db.session.get(Team, int(ident)) if len(ident) < 12 else None
     else:
