@@ -147,7 +147,10 @@ def demo() -> None:
 @with_appcontext
 def serve(host: str, port: int) -> None:
     """Run the development server (production: gunicorn wsgi:app)."""
-    current_app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    from werkzeug.serving import run_simple
+
+    # Flask ignores app.run() under its own CLI, so serve with werkzeug directly.
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 
 
 @click.command()

@@ -54,7 +54,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         raise ConfigError(f"PULSE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {pulse_env!r}")
     production = pulse_env == "production"
 
-    database_url = env.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'pulse.db'}"
+    default_sqlite = f"sqlite:///{Path(instance_path) / 'pulse.db'}"
+    database_url = env.get("DATABASE_URL") or default_sqlite
     redis_url = env.get("REDIS_URL") or None
     config: dict[str, Any] = {
         "PULSE_ENV": pulse_env,
@@ -97,6 +98,8 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
 
     uri = config["SQLALCHEMY_DATABASE_URI"]
+    if uri == default_sqlite:
+        Path(instance_path).mkdir(parents=True, exist_ok=True)
     in_memory = uri in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in uri
     if production:
         if in_memory:

@@ -30,22 +30,26 @@ class Actor:
             return self.user.id
         return self.api_key.created_by_id if self.api_key else None
 
-    def role_in(self, team_id: int) -> str | None:
-        """The user's role in a team, or None; loaded once per actor."""
-        if self.user is None:
-            return None
+    def _roles_by_team(self) -> dict[int, str]:
+        """The user's roles, loaded once per actor (one query)."""
         if self._roles is None:
-            self._roles = {m.team_id: m.role for m in self.user.memberships}
-        return self._roles.get(team_id)
+            memberships = self.user.memberships if self.user is not None else []
+            self._roles = {m.team_id: m.role for m in memberships}
+        return self._roles
+
+    def role_in(self, team_id: int) -> str | None:
+        """The user's role in a team, or None."""
+        return self._roles_by_team().get(team_id)
+
+    def joined(self, team_id: int, role: str) -> None:
+        """Record a membership made during this request (e.g. creating a team)."""
+        self._roles_by_team()[team_id] = role
 
     def team_ids(self) -> list[int]:
         """Every team this actor may see."""
         if self.api_key is not None:
             return [self.api_key.team_id]
-        if self.user is None:
-            return []
-        self.role_in(0)
-        return list(self._roles or {})
+        return list(self._roles_by_team())
 
     def scopes_in(self, team_id: int) -> frozenset[str] | None:
         """The scopes this actor holds in the team; None when it has no access at all."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_login import login_user, logout_user
 
 from pulse.accounts import users
@@ -30,12 +31,9 @@ from pulse.ratelimits import SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_IP, signin_account
 @limiter.limit(SIGN_IN_PER_IP)
 def sign_up(body: schemas.SignUpIn):
     """Create an account and sign it in (a session cookie is set)."""
-    from flask import current_app
-
     if not current_app.config["SIGNUP_OPEN"] and users.count_users() > 0:
         raise Forbidden("Sign-up is closed on this Pulse; ask an admin for an invitation.")
     user = users.sign_up(body.email, body.password, body.name)
-    db.session.flush()
     login_user(user)
     return out.envelope(out.user(user), "Account created."), 201
 

@@ -17,8 +17,13 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
     if not app.config.get("REDIS_URL"):
         raise SystemExit("pulse worker needs REDIS_URL (without it, jobs run in-process).")
     connection = redis_connection(app)
-    # A forked work horse must not share the parent's pooled database connections.
-    os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False) if db else None)
+
+    def forget_parent_connections() -> None:
+        # A forked work horse must not share the parent's pooled database connections.
+        with app.app_context():
+            db.engine.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget_parent_connections)
     with app.app_context():
         worker = Worker(queues or list(QUEUES), connection=connection)
         return worker.work(burst=burst, with_scheduler=True)

@@ -52,8 +52,7 @@ def create_team(actor: Actor, name: str, slug: str | None = None, tier: str = "f
     db.session.add(team)
     db.session.flush()
     db.session.add(Membership(team_id=team.id, user_id=owner_id, role="owner"))
-    if actor._roles is not None:
-        actor._roles[team.id] = "owner"
+    actor.joined(team.id, "owner")
     audit.record(actor, "team.created", team_id=team.id, target=team, details={"slug": slug})
     return team
 
