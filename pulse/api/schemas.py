@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pulse.models import ROLES, TIERS
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+from pulse.validation import checked_email, has_control_chars
 
 
 def _no_control_chars(value: str) -> str:
-    if _CONTROL.search(value):
+    if has_control_chars(value):
         raise ValueError("must not contain control characters")
     return value
 
 
-# Self-hosted teams use intranet addresses (name@corp.local): accept those suffixes.
-INTRANET_SUFFIXES = frozenset({"local", "localhost", "test", "internal", "lan", "home"})
-
-
-def _email(value: str) -> str:
-    value = value.strip()
-    local, _, domain = value.rpartition("@")
-    suffix = domain.rsplit(".", 1)[-1].lower()
-    probe = f"{local}@example.com" if suffix in INTRANET_SUFFIXES and local else value
-    try:
-        validate_email(probe, check_deliverability=False, globally_deliverable=False)
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from exc
-    return value.lower()
-
-
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(checked_email)]
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=255), AfterValidator(_no_control_chars)
 ]

@@ -175,3 +175,24 @@ def test_a_member_can_leave_a_team(client):
     sign_in(client, viewer.email)
     assert client.delete(f"/api/v1/teams/{t.team.slug}/members/{viewer.id}").status_code == 204
     assert client.get(f"/api/v1/teams/{t.team.slug}").status_code == 404
+
+
+def test_deleting_a_team_deletes_its_sites_keys_and_invitations(client):
+    from pulse.models import ApiKey, Site
+
+    t = make_tenant("alpha")
+    client.post(
+        f"/api/v1/teams/{t.team.slug}/members",
+        json={"email": "inv@example.test"},
+        headers=bearer(t.key),
+    )
+    sign_in(client, t.owner.email)
+    assert client.delete(f"/api/v1/teams/{t.team.slug}").status_code == 204
+    db.session.expire_all()
+    for model in (Site, ApiKey, Invitation, Membership):
+        assert (
+            db.session.scalar(
+                db.select(db.func.count()).select_from(model).where(model.team_id == t.team.id)
+            )
+            == 0
+        ), model.__name__
