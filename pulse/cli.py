@@ -25,7 +25,7 @@ def main() -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (users, teams, sites, demo, serve, worker, cron, jobs, openapi):
+    for command in (users, teams, sites, demo, serve, worker, cron, jobs, openapi, ingest):
         app.cli.add_command(command)
 
 
@@ -197,3 +197,19 @@ def openapi() -> None:
     from pulse.api.openapi import document
 
     click.echo(orjson.dumps(document(), option=orjson.OPT_INDENT_2).decode())
+
+
+@click.group()
+def ingest() -> None:
+    """Tracking data."""
+
+
+@ingest.command("drain")
+@with_appcontext
+def ingest_drain() -> None:
+    """Move every buffered event from Redis into the database now."""
+    from pulse.ingest.buffer import drain_all
+
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("no REDIS_URL: events are written directly, nothing to drain")
+    click.echo(f"{drain_all(current_app._get_current_object())} events written")

@@ -76,6 +76,9 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "AUDIT_LOG_RETENTION_DAYS": int(env.get("AUDIT_LOG_RETENTION_DAYS") or 365),
         "IDEMPOTENCY_TTL_HOURS": 24,
         "SIGNUP_OPEN": _bool(env.get("SIGNUP_OPEN"), default=True),
+        "INGEST_IP_WHITELIST": [
+            n.strip() for n in (env.get("INGEST_IP_WHITELIST") or "").split(",") if n.strip()
+        ],
         # Flask and extensions
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},

@@ -11,6 +11,8 @@ from flask import Flask, g, request
 from flask.json.provider import JSONProvider
 from werkzeug.routing import BaseConverter, ValidationError
 
+# JSON API and tracking endpoints: any origin may call them, without credentials.
+CORS_PREFIXES = ("/api/", "/track/")
 REQUEST_SCOPED = ("actor", "auth_method", "_login_user", "request_id")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 API_CORS_HEADERS = {
@@ -70,7 +72,7 @@ def init_app(app: Flask) -> None:
         response.headers["X-Request-ID"] = g.get("request_id") or f"req_{uuid.uuid4().hex}"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if request.path.startswith("/api/"):
+        if request.path.startswith(CORS_PREFIXES):
             for name, value in API_CORS_HEADERS.items():
                 response.headers.setdefault(name, value)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, request
 
 from pulse.extensions import csrf, limiter
+from pulse.http import CORS_PREFIXES
 from pulse.ratelimits import api_limit, api_limit_key
 
 bp = Blueprint("api", __name__)
@@ -16,7 +17,7 @@ EXEMPT = frozenset({"api.health", "api.health_alias1", "api.health_alias2", "api
 @bp.before_app_request
 def answer_preflight():
     """CORS preflight for any API path, before authentication or rate limits."""
-    if request.method == "OPTIONS" and request.path.startswith("/api/"):
+    if request.method == "OPTIONS" and request.path.startswith(CORS_PREFIXES):
         return Response(status=204)
     return None
 

@@ -102,7 +102,7 @@ def _operation(op: Operation, method: str, path_params: list[dict[str, Any]]) ->
     codes = set(op.errors) | {400, 429}
     if op.auth != "none":
         codes |= {401, 403}
-    if op.body is not None:
+    if op.body_doc is not None:
         codes |= {422}
     for code in sorted(codes):
         responses[str(code)] = {
@@ -134,10 +134,10 @@ def _operation(op: Operation, method: str, path_params: list[dict[str, Any]]) ->
         )
     if params:
         item["parameters"] = params
-    if op.body is not None:
+    if op.body_doc is not None:
         item["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": _ref(op.body)}},
+            "content": {"application/json": {"schema": _ref(op.body_doc)}},
         }
     if op.auth == "none":
         item["security"] = []
@@ -151,7 +151,7 @@ def _operation(op: Operation, method: str, path_params: list[dict[str, Any]]) ->
 
 @lru_cache(maxsize=4)
 def _build(version: str, base_url: str) -> dict[str, Any]:
-    models = {m for op in REGISTRY for m in (op.body, op.response) if m is not None}
+    models = {m for op in REGISTRY for m in (op.body_doc, op.response) if m is not None}
     _, definitions = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
         ref_template="#/components/schemas/{model}",

@@ -50,6 +50,7 @@ class Operation:
     body: type[pydantic.BaseModel] | None
     query: type[pydantic.BaseModel] | None
     response: type[pydantic.BaseModel] | None
+    body_doc: type[pydantic.BaseModel] | None
     envelope: Literal["single", "list", "none"]
     status: int
     errors: tuple[int, ...]
@@ -91,7 +92,8 @@ def reject_nul_in_request(path_args: dict[str, Any]) -> None:
         raise BadRequest("Parameters must not contain NUL characters.", code="invalid_parameter")
 
 
-def parse_json_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+def read_json_object() -> dict[str, Any]:
+    """The body as a JSON object whatever its Content-Type (trackers send text/plain)."""
     raw = request.get_data(cache=True)
     try:
         data = orjson.loads(raw) if raw.strip() else {}
@@ -101,6 +103,15 @@ def parse_json_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
         raise ValidationFailed(
             "The body must be a JSON object.", errors={"body": ["Expected an object."]}
         )
+    if _contains_nul(data):
+        raise ValidationFailed(
+            "Strings must not contain NUL characters.", errors={"body": ["NUL character."]}
+        )
+    return data
+
+
+def parse_json_body(model: type[pydantic.BaseModel]) -> pydantic.BaseModel:
+    data = read_json_object()
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -188,6 +199,7 @@ def operation(
     errors: tuple[int, ...] = (),
     query_key: bool = False,
     description: str = "",
+    body_doc: type[pydantic.BaseModel] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a JSON endpoint; the view gets `actor`, path args, and `body`/`query`."""
 
@@ -203,6 +215,7 @@ def operation(
             body=body,
             query=query,
             response=response,
+            body_doc=body_doc or body,
             envelope=envelope,
             status=status,
             errors=errors,

@@ -7,6 +7,7 @@ import os
 from flask import Flask
 
 from pulse.extensions import db
+from pulse.ingest.buffer import Drainer
 from pulse.jobs import QUEUES, redis_connection
 
 
@@ -24,9 +25,15 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
             db.engine.dispose(close=False)
 
     os.register_at_fork(after_in_child=forget_parent_connections)
-    with app.app_context():
-        worker = Worker(queues or list(QUEUES), connection=connection)
-        return worker.work(burst=burst, with_scheduler=True)
+    drainer = None if burst else Drainer(app).start()
+    try:
+        with app.app_context():
+            worker = Worker(queues or list(QUEUES), connection=connection)
+            return worker.work(burst=burst, with_scheduler=True)
+    finally:
+        # SIGTERM: RQ finishes its job, then the drainer finishes its batch.
+        if drainer is not None:
+            drainer.stop()
 
 
 def run_cron(app: Flask) -> None:

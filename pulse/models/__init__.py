@@ -2,6 +2,7 @@
 
 from pulse.models.api_key import ApiKey
 from pulse.models.audit import AuditLog
+from pulse.models.event import DailySalt, Event, Visit
 from pulse.models.idempotency import IdempotencyRecord
 from pulse.models.site import Site
 from pulse.models.team import ROLES, TIERS, Invitation, Membership, Team
@@ -13,11 +14,14 @@ __all__ = [
     "TIERS",
     "ApiKey",
     "AuditLog",
+    "DailySalt",
+    "Event",
     "IdempotencyRecord",
     "Invitation",
     "Membership",
     "Site",
     "Team",
     "User",
+    "Visit",
     "utcnow",
 ]

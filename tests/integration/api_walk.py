@@ -21,6 +21,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "RotateIn": {"grace_period_hours": 1},
     "SignUpIn": {"email": "walker2@example.test", "password": "correct horse battery"},
     "SignInIn": {"email": "walker2@example.test", "password": "correct horse battery"},
+    "TrackEvent": {"name": "pageview", "url": "https://walked.example/"},
+    "Batch": {"events": [{"name": "pageview", "url": "https://walked.example/"}]},
 }
 
 
@@ -42,12 +44,12 @@ class Route:
         return path
 
     def valid_body(self) -> dict[str, Any] | None:
-        if self.op.body is None:
+        if self.op.body_doc is None:
             return None
-        return VALID_BODIES[self.op.body.__name__]
+        return VALID_BODIES[self.op.body_doc.__name__]
 
 
-def api_routes(app: Flask, prefix: str = "/api/") -> list[Route]:
+def api_routes(app: Flask, prefix: str | tuple[str, ...] = "/api/") -> list[Route]:
     """Every (rule, method) under the prefix, with the operation that serves it."""
     by_name = {op.name: op for op in REGISTRY}
     routes = []

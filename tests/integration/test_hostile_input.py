@@ -118,7 +118,11 @@ def tenant_values(app):
 
 def test_hostile_bodies_on_every_endpoint(app, client, tenant_values):
     tenant, values = tenant_values
-    routes = [r for r in api_routes(app) if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+    routes = [
+        r
+        for r in api_routes(app, ("/api/", "/track/"))
+        if r.method in ("POST", "PUT", "PATCH", "DELETE")
+    ]
     assert len(routes) > 15
     for route in routes:
         for label, body in HOSTILE_BODIES:

@@ -1,0 +1,1 @@
+"""The write path: request facts -> validate -> enrich -> store (see ARCHITECTURE.md)."""

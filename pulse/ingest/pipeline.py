@@ -1,0 +1,186 @@
+"""Validate and enrich tracking items into Event rows (plain dicts).
+
+Each item is checked on its own, so one bad item in a batch costs only itself:
+the caller gets the valid rows and a list of per-item errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+
+from pulse.api.routing import validation_errors
+from pulse.detection import classify
+from pulse.ingest import enrich, geo, referrers, salts
+from pulse.ingest.facts import RequestFacts
+from pulse.ingest.schemas import TrackEvent
+from pulse.ingest.sites import Sender
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+BACKFILL_LIMIT = timedelta(days=30)
+NOT_COUNTED = frozenset({"session_end"})
+
+
+@dataclass
+class ItemError:
+    index: int
+    error: str
+    message: str
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "error": self.error, "message": self.message}
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+@dataclass
+class Prepared:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[ItemError] = field(default_factory=list)
+    skipped: int = 0  # prefetches: accepted, deliberately not counted
+
+
+class ItemRejected(Exception):
+    def __init__(self, error: str, message: str, errors: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.error, self.message, self.errors = error, message, errors or {}
+
+
+def _timestamp(event: TrackEvent, sender: Sender, now: datetime) -> datetime:
+    """Servers may backfill 30 days; browsers' clocks are not trusted beyond a sanity check."""
+    if event.ts is None:
+        return now
+    ts = event.ts if event.ts.tzinfo else event.ts.replace(tzinfo=now.tzinfo)
+    if ts > now + FUTURE_TOLERANCE:
+        raise ItemRejected(
+            "timestamp_in_future",
+            "The timestamp is in the future.",
+            {"ts": ["More than 5 minutes ahead of the server clock."]},
+        )
+    if not sender.server:
+        return now
+    if ts < now - BACKFILL_LIMIT:
+        raise ItemRejected(
+            "timestamp_too_old",
+            "Events can be backfilled up to 30 days.",
+            {"ts": ["Older than 30 days."]},
+        )
+    return ts
+
+
+def prepare_item(
+    raw: Any,
+    sender: Sender,
+    facts: RequestFacts,
+    signals: dict[str, Any] | None,
+    behaviour: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """One row for the events table, or None for a prefetch; raises ItemRejected."""
+    if not isinstance(raw, dict):
+        raise ItemRejected("validation_failed", "Each event must be a JSON object.")
+    try:
+        event = TrackEvent.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise ItemRejected(
+            "validation_failed", "The event is invalid.", validation_errors(exc)
+        ) from exc
+    if not sender.server and (event.ip or event.user_agent):
+        raise ItemRejected(
+            "server_only_field",
+            "ip and user_agent may only be sent with an events:write API key.",
+            {"ip": ["Server-side only."]},
+        )
+    ts = _timestamp(event, sender, facts.received_at)
+    url = event.url or (facts.headers.get("referer") if not sender.server else None)
+    if event.name == "pageview" and not url:
+        raise ItemRejected(
+            "validation_failed", "A pageview needs its url.", {"url": ["Required for pageviews."]}
+        )
+    forwarded = sender.server and (event.ip or event.user_agent)
+    ip = event.ip or facts.ip
+    user_agent = event.user_agent or facts.user_agent
+    verdict = classify(user_agent, None if forwarded else facts.headers, signals, ip)
+    if verdict.prefetch and event.name == "pageview":
+        return None
+    hostname, pathname, utm = enrich.split_url(url)
+    ref = referrers.classify_referrer(event.referrer, hostname, utm)
+    agent = enrich.parse_user_agent(user_agent)
+    props = dict(event.props)
+    if event.element is not None:
+        props.update({f"element_{k}": v for k, v in event.element.model_dump().items() if v})
+    return {
+        "site_id": sender.site_id,
+        "event_uid": event.id or uuid.uuid4().hex,
+        "ts": ts,
+        "name": event.name,
+        "session_id": event.session_id or "",
+        "visitor_id": enrich.visitor_id(
+            salts.salt_for_event(ts.date(), facts.received_at.date()),
+            sender.site_id,
+            ip,
+            user_agent,
+        ),
+        "user_id": event.user_id,
+        "hostname": hostname,
+        "pathname": pathname,
+        "referrer": (event.referrer or None) and event.referrer[:2048],
+        "referrer_host": ref.referrer_host,
+        "source": ref.source,
+        "channel": ref.channel,
+        "utm_source": utm.get("utm_source"),
+        "utm_medium": utm.get("utm_medium"),
+        "utm_campaign": utm.get("utm_campaign"),
+        "utm_term": utm.get("utm_term"),
+        "utm_content": utm.get("utm_content"),
+        "country": geo.country_for(ip),
+        "browser": agent.browser,
+        "browser_version": agent.browser_version,
+        "os": agent.os,
+        "device": "bot" if verdict.label != "human" else agent.device,
+        "label": verdict.label,
+        "agent_name": verdict.name if verdict.label != "human" else None,
+        "agent_category": verdict.category,
+        "confidence": round(float(verdict.confidence), 4),
+        "tier": verdict.tier,
+        "reasons": list(verdict.reasons)[:10],
+        "detection": {
+            "log_odds": verdict.log_odds,
+            "declared": verdict.declared,
+            "client": verdict.client,
+            "operator": verdict.operator,
+            "bot_probability": verdict.bot_probability,
+        },
+        "user_agent": user_agent if verdict.label != "human" else None,
+        "props": props,
+        "engaged_ms": event.engaged_ms,
+        "scroll_depth": event.scroll_depth,
+        "behaviour": behaviour if event.name == "session_end" and behaviour else None,
+    }
+
+
+def prepare(
+    items: list[Any],
+    sender: Sender,
+    facts: RequestFacts,
+    signals: dict[str, Any] | None = None,
+    behaviour: dict[str, Any] | None = None,
+) -> Prepared:
+    """Rows for the valid items, errors for the others."""
+    result = Prepared()
+    for index, raw in enumerate(items):
+        try:
+            row = prepare_item(raw, sender, facts, signals, behaviour)
+        except ItemRejected as exc:
+            result.errors.append(ItemError(index, exc.error, exc.message, exc.errors))
+            continue
+        if row is None:
+            result.skipped += 1
+        else:
+            result.rows.append(row)
+    return result

@@ -1,0 +1,89 @@
+"""With Redis: a 202 means the events are in the Redis buffer; a drainer stores them."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import redis
+
+from pulse import create_app
+from pulse.extensions import db
+from pulse.ingest import buffer
+from pulse.ingest.sites import clear_cache
+from pulse.models import Event
+from tests.conftest import _empty_tables
+from tests.factories import make_tenant
+from tests.integration.test_ingest import BROWSER, pageview, send
+
+
+@pytest.fixture
+def buffered_app(settings, redis_url):
+    redis.Redis.from_url(redis_url).flushdb()
+    app = create_app({**settings, "REDIS_URL": redis_url})
+    with app.app_context():
+        clear_cache()
+        yield app
+        db.session.remove()
+        _empty_tables()
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+def count() -> int:
+    db.session.expire_all()
+    return db.session.scalar(db.select(db.func.count()).select_from(Event))
+
+
+def test_accepted_events_wait_in_redis_until_drained(buffered_app):
+    t = make_tenant("alpha")
+    client = buffered_app.test_client()
+    for n in range(3):
+        response = send(
+            client, {"site": t.site.site_key, "events": [pageview(f"/{n}", id=f"e{n}")]}
+        )
+        assert response.status_code == 202
+    assert buffer.pending() == 3
+    assert count() == 0
+    assert buffer.drain_all(buffered_app) == 3
+    assert count() == 3 and buffer.pending() == 0
+    # Re-sending the same ids after draining stores nothing new.
+    send(client, {"site": t.site.site_key, "events": [pageview("/0", id="e0")]})
+    assert buffer.drain_all(buffered_app) == 0 and count() == 3
+
+
+def test_a_crashed_drainers_batch_is_recovered(buffered_app):
+    t = make_tenant("alpha")
+    client = buffered_app.test_client()
+    send(client, {"site": t.site.site_key, "events": [pageview("/a", id="a1")]})
+    connection = buffer.connection()
+    # A drainer took the item and died before committing (no heartbeat left).
+    connection.lmove(buffer.QUEUE, buffer.PROCESSING + "dead", "LEFT", "RIGHT")
+    assert buffer.pending() == 0
+    assert buffer.drain_all(buffered_app) == 1
+    assert count() == 1
+    assert not connection.exists(buffer.PROCESSING + "dead")
+
+
+def test_items_are_plain_json_rows(buffered_app):
+    t = make_tenant("alpha")
+    send(buffered_app.test_client(), {"site": t.site.site_key, "events": [pageview()]})
+    [item] = buffer.connection().lrange(buffer.QUEUE, 0, -1)
+    [row] = orjson.loads(item)
+    assert row["pathname"] == "/pricing" and "81.2.69.142" not in item.decode()
+
+
+def test_when_redis_is_down_events_are_written_directly(settings):
+    app = create_app({**settings, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    with app.app_context():
+        clear_cache()
+        try:
+            t = make_tenant("alpha")
+            response = send(
+                app.test_client(),
+                {"site": t.site.site_key, "events": [pageview()]},
+                headers=BROWSER,
+            )
+            assert response.status_code == 202
+            assert count() == 1
+        finally:
+            db.session.remove()
+            _empty_tables()
