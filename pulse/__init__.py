@@ -57,11 +57,12 @@ def register_http(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from pulse import api, dashboard
+    from pulse import api, dashboard, tracker
     from pulse.ingest import views as ingest
 
     api.init_app(app)
     ingest.init_app(app)
+    tracker.init_app(app)
     dashboard.init_app(app)
 
 

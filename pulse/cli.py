@@ -25,7 +25,19 @@ def main() -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (users, teams, sites, demo, serve, worker, cron, jobs, openapi, ingest):
+    for command in (
+        users,
+        teams,
+        sites,
+        demo,
+        serve,
+        worker,
+        cron,
+        jobs,
+        openapi,
+        ingest,
+        import_log,
+    ):
         app.cli.add_command(command)
 
 
@@ -213,3 +225,34 @@ def ingest_drain() -> None:
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("no REDIS_URL: events are written directly, nothing to drain")
     click.echo(f"{drain_all(current_app._get_current_object())} events written")
+
+
+@click.command("import-log")
+@click.option("--site", "site_ref", required=True, help="Site id or site key.")
+@click.option("--restart", is_flag=True, help="Ignore saved offsets: read every file again.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def import_log(site_ref: str, restart: bool, batch_size: int, files: tuple[str, ...]) -> None:
+    """Import nginx/Apache access logs (combined or common, plain or gzip).
+
+    Bots and AI crawlers rarely run JavaScript: the server's log is where they show.
+    Safe to run again (events are deduplicated) and resumable after an interruption.
+    """
+    from pulse.ingest import logimport
+
+    site = logimport.find_site(site_ref)
+    if site is None:
+        raise click.ClickException(f"no site {site_ref}")
+    total = sum(os.path.getsize(path) for path in files)
+    with click.progressbar(length=total, label=f"Importing into {site.domain}") as bar:
+        try:
+            summary = logimport.import_files(
+                files, site, restart=restart, batch_size=batch_size, progress=bar.update
+            )
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                "interrupted: committed batches are kept; run the same command to resume"
+            ) from None
+    for line in summary.report():
+        click.echo(line)

@@ -52,7 +52,9 @@ class ItemRejected(Exception):
         self.error, self.message, self.errors = error, message, errors or {}
 
 
-def _timestamp(event: TrackEvent, sender: Sender, now: datetime) -> datetime:
+def _timestamp(
+    event: TrackEvent, sender: Sender, now: datetime, max_age: timedelta = BACKFILL_LIMIT
+) -> datetime:
     """Servers may backfill 30 days; browsers' clocks are not trusted beyond a sanity check."""
     if event.ts is None:
         return now
@@ -65,11 +67,11 @@ def _timestamp(event: TrackEvent, sender: Sender, now: datetime) -> datetime:
         )
     if not sender.server:
         return now
-    if ts < now - BACKFILL_LIMIT:
+    if ts < now - max_age:
         raise ItemRejected(
             "timestamp_too_old",
-            "Events can be backfilled up to 30 days.",
-            {"ts": ["Older than 30 days."]},
+            f"Events can be backfilled up to {max_age.days} days.",
+            {"ts": [f"Older than {max_age.days} days."]},
         )
     return ts
 
@@ -80,6 +82,8 @@ def prepare_item(
     facts: RequestFacts,
     signals: dict[str, Any] | None,
     behaviour: dict[str, Any] | None,
+    *,
+    max_age: timedelta = BACKFILL_LIMIT,
 ) -> dict[str, Any] | None:
     """One row for the events table, or None for a prefetch; raises ItemRejected."""
     if not isinstance(raw, dict):
@@ -96,7 +100,7 @@ def prepare_item(
             "ip and user_agent may only be sent with an events:write API key.",
             {"ip": ["Server-side only."]},
         )
-    ts = _timestamp(event, sender, facts.received_at)
+    ts = _timestamp(event, sender, facts.received_at, max_age)
     url = event.url or (facts.headers.get("referer") if not sender.server else None)
     if event.name == "pageview" and not url:
         raise ItemRejected(

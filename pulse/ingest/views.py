@@ -90,7 +90,7 @@ def _pop_site(body: dict[str, Any]) -> dict[str, Any]:
     envelope="none",
     errors=(401, 403, 404, 413, 422, 429),
 )
-@limiter.limit(limits.per_ip("event"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("event"), exempt_when=limits.exempt)
 def track():
     """202 `{"queued": true}`; the event is stored or durably buffered."""
     body = read_json_object()
@@ -113,7 +113,7 @@ def track():
     envelope="none",
     errors=(401, 403, 404, 413, 422, 429),
 )
-@limiter.limit(limits.per_ip("batch"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("batch"), exempt_when=limits.exempt)
 def track_batch():
     """202 `{"queued": n, "errors": [...]}`: invalid items are reported, valid ones kept."""
     body = read_json_object()
@@ -149,7 +149,7 @@ def _parse_batch(body: dict[str, Any]) -> schemas.Batch:
     envelope="none",
     errors=(401, 403, 404, 422, 429),
 )
-@limiter.limit(limits.per_ip("batch"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("batch"), exempt_when=limits.exempt)
 def ingest_events():
     """One event (`type`) or `{"events": [...]}`, with the site key or an API key."""
     body = read_json_object()
@@ -199,7 +199,7 @@ def _seed001_event(body: dict[str, Any], name: str | None = None) -> dict[str, A
     envelope="none",
     errors=(401, 403, 404, 422, 429),
 )
-@limiter.limit(limits.per_ip("session"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("session"), exempt_when=limits.exempt)
 def session_start():
     """Records the landing pageview; answers the session id to send with later events."""
     body = read_json_object()
@@ -223,7 +223,7 @@ def session_start():
     envelope="none",
     errors=(401, 403, 404, 422, 429),
 )
-@limiter.limit(limits.per_ip("event"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("event"), exempt_when=limits.exempt)
 def session_event():
     body = read_json_object()
     prepared, _ = _ingest([_seed001_event(body)], _site_field(body))
@@ -242,7 +242,7 @@ def session_event():
     envelope="none",
     errors=(401, 403, 404, 422, 429),
 )
-@limiter.limit(limits.per_ip("batch"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("batch"), exempt_when=limits.exempt)
 def session_events_batch():
     body = read_json_object()
     session_id = body.get("session_id") if isinstance(body.get("session_id"), str) else None
@@ -275,7 +275,7 @@ def session_events_batch():
     envelope="none",
     errors=(401, 403, 404, 422, 429),
 )
-@limiter.limit(limits.per_ip("session"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("session"), exempt_when=limits.exempt)
 def session_end():
     """Records the end with engagement data; answers the engagement score."""
     body = read_json_object()
@@ -314,7 +314,7 @@ def _raise_first(prepared: pipeline.Prepared) -> None:
     envelope="none",
     errors=(401, 403, 404, 422, 429),
 )
-@limiter.limit(limits.per_ip("event"), exempt_when=limits.whitelisted)
+@limiter.limit(limits.per_ip("event"), exempt_when=limits.exempt)
 def pixel():
     """`?k=<site key or API key>&u=<url>&r=<referrer>&e=<event name>`; answers a GIF."""
     args = request.args
@@ -366,7 +366,7 @@ def pixel_config():
     envelope="none",
     errors=(401, 403, 404, 422, 429),
 )
-@limiter.limit("300/minute", exempt_when=limits.whitelisted)
+@limiter.limit("300/minute", exempt_when=limits.exempt)
 def pixel_track():
     """Seed 004: `{"event", "url", "referrer", "properties"}` → `{"tracked": true}`."""
     body = read_json_object()

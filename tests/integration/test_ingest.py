@@ -381,3 +381,43 @@ def test_per_site_budget(limited_settings, monkeypatch):
     assert ok.status_code == 202
     assert over.status_code == 429 and over.get_json()["error"] == "rate_limit_exceeded"
     assert int(over.headers["Retry-After"]) >= 1
+
+
+def test_the_issue_user_agents_are_labelled_through_the_endpoint(client, tenant):
+    from tests.unit import test_detection as ua
+
+    expected = [
+        (ua.GPTBOT, "agent"), (ua.CHATGPT_USER, "agent"), (ua.CLAUDEBOT, "agent"),
+        (ua.GOOGLEBOT, "bot"), ("curl/8.5.0", "bot"), ("python-requests/2.32.3", "bot"),
+        (ua.CHROME_WINDOWS, "human"), (ua.CHROME_MAC, "human"), (ua.CHROME_ANDROID, "human"),
+        (ua.SAFARI_MAC, "human"), (ua.SAFARI_IPHONE, "human"), (ua.FIREFOX_WINDOWS, "human"),
+        (ua.FIREFOX_ANDROID, "human"),
+    ]
+    for n, (agent, _) in enumerate(expected):
+        headers = {**BROWSER, "User-Agent": agent}
+        if not agent.startswith("Mozilla"):
+            headers = {"User-Agent": agent, "Accept": "*/*"}  # what curl/requests really send
+        response = send(client, {"site": tenant.site.site_key,
+                                 "events": [pageview(f"/{n}", id=f"ua{n}")]}, headers=headers)
+        assert response.status_code == 202
+    stored = {e.pathname: e.label for e in events()}
+    assert [stored[f"/{n}"] for n in range(len(expected))] == [label for _, label in expected]
+
+
+def test_servers_with_an_events_key_skip_per_ip_limits(limited_settings):
+    from pulse import create_app
+    from tests.conftest import _empty_tables
+
+    app = create_app(limited_settings)
+    with app.app_context():
+        clear_cache()
+        t = make_tenant("alpha")
+        key = make_key(t.team, t.owner, ["events:write"])
+        client = app.test_client()
+        body = {"site": t.site.site_key, "events": [pageview()]}
+        keyed = [send(client, body, headers=bearer(key)).status_code for _ in range(32)]
+        browser = [send(client, body).status_code for _ in range(31)]
+        db.session.remove()
+        _empty_tables()
+    assert keyed == [202] * 32
+    assert browser[:30] == [202] * 30 and browser[30] == 429
