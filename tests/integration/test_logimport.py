@@ -34,7 +34,7 @@ IPS = (
     "198.51.100.7",
     "203.0.113.9",
 )
-# access.log: 26 lines = 19 pageviews + 4 skipped + 1 malformed + 2 older than the 400-day import limit.
+# access.log: 26 lines = 19 pageviews + 4 skipped + 1 malformed + 2 past the 400-day limit.
 LABELS = {"human": 7, "agent": 6, "bot": 6}
 
 
