@@ -9,7 +9,7 @@ from rq import Queue
 
 from pulse.extensions import db
 from pulse.jobs import enqueue, redis_connection
-from pulse.models import AuditLog, IdempotencyRecord, utcnow
+from pulse.models import AuditLog, DailySalt, IdempotencyRecord, utcnow
 
 CALLS: list[tuple] = []
 
@@ -73,10 +73,12 @@ def test_retention_prunes_old_rows_only(app):
                 owner="key:1", key="a", fingerprint="f", created_at=now - timedelta(hours=30)
             ),
             IdempotencyRecord(owner="key:1", key="b", fingerprint="f", created_at=now),
+            DailySalt(day=now.date() - timedelta(days=3), salt=b"x" * 32),
+            DailySalt(day=now.date(), salt=b"y" * 32),
         ]
     )
     db.session.commit()
-    assert prune_expired() == {"idempotency_records": 1, "audit_logs": 1}
+    assert prune_expired() == {"idempotency_records": 1, "audit_logs": 1, "daily_salts": 1}
     assert [a.action for a in db.session.scalars(db.select(AuditLog))] == ["new"]
 
 
@@ -91,5 +93,9 @@ def test_cron_endpoint_needs_the_secret(settings):
         assert wrong.status_code == 401
         ok = client.post("/api/cron/retention", headers={"Authorization": "Bearer s3cret-value"})
         assert ok.status_code == 200
-        assert ok.get_json()["pruned"] == {"idempotency_records": 0, "audit_logs": 0}
+        assert ok.get_json()["pruned"] == {
+            "idempotency_records": 0,
+            "audit_logs": 0,
+            "daily_salts": 0,
+        }
         db.session.remove()

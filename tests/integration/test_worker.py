@@ -398,7 +398,11 @@ def test_purge_job_run_by_a_burst_worker_prunes_old_rows(
 
     job.refresh()
     assert job.get_status() == "finished", result.stdout + result.stderr
-    assert job.latest_result().return_value == {"idempotency_records": 1, "audit_logs": 1}
+    assert job.latest_result().return_value == {
+        "idempotency_records": 1,
+        "audit_logs": 1,
+        "daily_salts": 0,
+    }
     assert job.latest_result().worker_name != ""
     with app.app_context():
         keys = db.session.scalars(db.select(IdempotencyRecord.key)).all()
