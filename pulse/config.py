@@ -94,6 +94,10 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "RATELIMIT_STRATEGY": "fixed-window",
         "RATELIMIT_KEY_PREFIX": "pulse-rl",
+        # Redis down: per-IP limits fall back to per-process memory instead of a 500.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # Acknowledge into the Redis buffer only if Redis has an append-only file.
+        "INGEST_BUFFER_REQUIRE_AOF": _bool(env.get("INGEST_BUFFER_REQUIRE_AOF"), default=True),
     }
     config.update(overrides)
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])

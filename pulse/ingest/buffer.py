@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import orjson
 from flask import Flask, current_app
 from redis import Redis
+from redis.exceptions import RedisError
 
 from pulse.extensions import db
 
@@ -26,9 +28,16 @@ QUEUE = "pulse:ingest:queue"
 PROCESSING = "pulse:ingest:processing:"
 HEARTBEAT = "pulse:ingest:alive:"
 HEARTBEAT_TTL = 30
+RECOVER_EVERY = 5.0  # seconds between looks for the lists of dead drainers
+PERSISTENCE_RECHECK = 60.0  # seconds between two INFO persistence of one Redis
 MAX_ITEMS = 200  # requests per drain batch (each holds up to 100 events)
 
 _connections: dict[str, Redis] = {}
+_persists: dict[str, tuple[float, bool]] = {}
+
+
+class NotDurable(RedisError):
+    """This Redis keeps nothing on disk: what it acknowledged dies with it."""
 
 
 def connection(url: str | None = None) -> Redis:
@@ -42,8 +51,24 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot buffer {type(value).__name__}")
 
 
+def persists(url: str | None = None) -> bool:
+    """Whether Redis appends what it acknowledges to its AOF (asked once a minute)."""
+    url = url or current_app.config["REDIS_URL"]
+    now = time.monotonic()
+    hit = _persists.get(url)
+    if hit is not None and now - hit[0] < PERSISTENCE_RECHECK:
+        return hit[1]
+    aof = connection(url).info("persistence").get("aof_enabled") == 1
+    if not aof and (hit is None or hit[1]):
+        log.warning("Redis has no append-only file: tracking events are written directly")
+    _persists[url] = (now, aof)
+    return aof
+
+
 def push(rows: list[dict[str, Any]]) -> None:
-    """One list item per request; raises RedisError when Redis does not answer."""
+    """One list item per request; raises RedisError when Redis does not answer or persist."""
+    if current_app.config.get("INGEST_BUFFER_REQUIRE_AOF", True) and not persists():
+        raise NotDurable("Redis keeps nothing on disk")
     connection().rpush(QUEUE, orjson.dumps(rows, default=_default))
 
 
@@ -116,9 +141,14 @@ class Drainer:
 
     def run(self) -> None:
         """Drain until `stop()`; the batch in hand is always finished first."""
-        self.recover_orphans()
+        next_recovery = 0.0
         while not self.stopping.is_set():
             try:
+                if time.monotonic() >= next_recovery:
+                    # Not only at start: a drainer killed a moment ago still has a live
+                    # heartbeat, and its list must be picked up once that expires.
+                    self.recover_orphans()
+                    next_recovery = time.monotonic() + RECOVER_EVERY
                 self.drain_once()
             except Exception:
                 log.exception("ingest drain failed; retrying")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from flask import current_app
 from limits import parse
+from redis.exceptions import RedisError
 
 from pulse.accounts import api_keys
 from pulse.accounts.auth import presented_key
@@ -14,6 +16,7 @@ from pulse.extensions import limiter
 from pulse.ingest.sites import Sender
 from pulse.net import client_address
 
+log = logging.getLogger(__name__)
 PER_IP = {"session": "10/minute", "event": "120/minute", "batch": "30/minute"}
 # Events a site may send per minute, by its team's tier.
 SITE_EVENTS_PER_MINUTE = {
@@ -63,9 +66,14 @@ def check_site(sender: Sender, events: int) -> None:
     per_minute = SITE_EVENTS_PER_MINUTE.get(sender.tier, SITE_EVENTS_PER_MINUTE["free"])
     item = parse(f"{per_minute}/minute")
     strategy = limiter.limiter
-    if strategy.hit(item, "site-events", str(sender.site_id), cost=events):
+    try:
+        if strategy.hit(item, "site-events", str(sender.site_id), cost=events):
+            return
+        stats = strategy.get_window_stats(item, "site-events", str(sender.site_id))
+    except (RedisError, OSError):
+        # The counters live in Redis. Without it, store the events rather than fail.
+        log.warning("rate-limit storage unavailable: site budget not enforced")
         return
-    stats = strategy.get_window_stats(item, "site-events", str(sender.site_id))
     import time
 
     retry_after = max(1, int(stats.reset_time - time.time()))

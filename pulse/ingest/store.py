@@ -35,6 +35,8 @@ def record(rows: list[dict[str, Any]]) -> str:
         try:
             buffer.push(rows)
             return "buffered"
+        except buffer.NotDurable:
+            pass  # buffer.persists() has said so in the log
         except RedisError:
             log.warning("Redis unavailable: writing %d events directly", len(rows))
     write(rows)
