@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -10,36 +9,15 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from werkzeug.serving import make_server
 
-from tests.conftest import IN_CI
+from tests.browser.conftest import SCREENSHOTS
 from tests.factories import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 SECRET = re.compile(r"sk_live_[A-Za-z0-9_-]{20,}")
 
 pytestmark = pytest.mark.browser
-
-
-def require_chromium() -> None:
-    """Fail under CI=true when Chromium is missing; skip elsewhere."""
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"Chromium is not installed at {CHROMIUM}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: a missing browser is a failure)")
-    pytest.skip(message)
 
 
 @pytest.fixture
@@ -54,18 +32,6 @@ def live_server(app: Flask) -> Iterator[str]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
-
-
-@pytest.fixture
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, through Playwright."""
-    require_chromium()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def screenshot(page, request: pytest.FixtureRequest, suffix: str = "") -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import threading
 import time
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -35,21 +34,10 @@ from pulse.extensions import db
 from pulse.ingest.schemas import Batch, TrackEvent
 from pulse.models import Event
 from pulse.sites import service as sites
-from tests.conftest import IN_CI
+from tests.browser.conftest import SCREENSHOTS
 from tests.factories import make_tenant
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAGES = Path(__file__).resolve().parent / "pages"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 PARTNER = "https://partner.example/offer?ref=shop"
 HIDE = """() => {
@@ -59,16 +47,6 @@ HIDE = """() => {
 }"""
 
 pytestmark = pytest.mark.browser
-
-
-def require_chromium() -> None:
-    """Fail under CI=true when Chromium is missing; skip elsewhere."""
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"Chromium is not installed at {CHROMIUM}"
-    if IN_CI:
-        pytest.fail(message + " (CI=true: a missing browser is a failure)")
-    pytest.skip(message)
 
 
 # ---- Servers -------------------------------------------------------------------------
@@ -227,18 +205,6 @@ def shop(app: Flask) -> Iterator[Shop]:
             db.session.commit()
             pages.site_key = tenant.site.site_key
             yield Shop(origin, pulse_base, pages.site_key, tenant.site.id, recorder)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium, headless, through Playwright."""
-    require_chromium()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
