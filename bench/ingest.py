@@ -155,6 +155,7 @@ class Figures:
     stored_seconds: float = 0.0
     minimal: Load | None = None
     gunicorn_rss_mb: list[float] = field(default_factory=list)
+    cpu: list[str] = field(default_factory=list)
 
 
 class Bench:
@@ -170,6 +171,7 @@ class Bench:
         self.site_key = ""
         self.env: dict[str, str] = {}
         self.redis_port = 0
+        self.redis_pid = 0
         self.worker: subprocess.Popen[bytes] | None = None
         self.worker_rss_mb = 0.0
         self.profiled = 0
@@ -241,6 +243,7 @@ class Bench:
              str(self.tmp), "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
              "--daemonize", "no"],
         )  # fmt: skip
+        self.redis_pid = redis.pid
         deadline = time.monotonic() + 20
         while not self.redis_answers():
             if redis.poll() is not None or time.monotonic() > deadline:
@@ -403,7 +406,7 @@ class Bench:
         if not self.args.profile or self.profiled >= 2:
             return []
         self.profiled += 1
-        targets = [("gunicorn", pid) for pid in children(master)]
+        targets = [("gunicorn", pid) for pid in children_of(master)]
         if self.worker is not None:
             targets.append(("drainer", self.worker.pid))
         out = Path(self.args.profile)
@@ -448,7 +451,11 @@ class Bench:
         minimal = self.gunicorn("minimal:app", config, port, ["--pythonpath", "bench/apps"])
         try:
             self.wrk(port, "/min", 1, 2)
+            before = cpu_snapshot(self, minimal.pid)
             figures.minimal = self.wrk(port, "/min", 1, seconds)
+            after = cpu_snapshot(self, minimal.pid)
+            used = cpu_line(before, after, figures.minimal.requests, "request")
+            figures.cpu.append("(d) " + used)
         finally:
             self.stop(minimal)
 
@@ -463,20 +470,28 @@ class Bench:
             self.settle()
 
             profiling = self.profile_start("single", proc.pid, seconds)
+            before = cpu_snapshot(self, proc.pid)
             figures.single = self.wrk(port, "/api/v1/track", 1, seconds)
             self.profile_finish(profiling, figures.single.requests, 1)
             self.wait_drained(180)
+            after = cpu_snapshot(self, proc.pid)
+            figures.cpu.append("(a) " + cpu_line(before, after, figures.single.requests, "event"))
             self.settle()
 
             before = self.stored()
             started = time.monotonic()
             profiling = self.profile_start("batch", proc.pid, seconds)
+            cpu_before = cpu_snapshot(self, proc.pid)
             figures.batch = self.wrk(port, "/api/v1/track/batch", BATCH, seconds)
             self.profile_finish(profiling, figures.batch.requests, BATCH)
             _, after = self.wait_drained(self.args.drain_limit)
             figures.stored_seconds = time.monotonic() - started
             figures.batch_stored = after - before
-            figures.gunicorn_rss_mb = [peak_rss_mb(pid) for pid in children(proc.pid)]
+            cpu_after = cpu_snapshot(self, proc.pid)
+            figures.cpu.append(
+                "(b) " + cpu_line(cpu_before, cpu_after, max(1, figures.batch_stored), "event")
+            )
+            figures.gunicorn_rss_mb = [peak_rss_mb(pid) for pid in children_of(proc.pid)]
             self.settle()
         finally:
             self.stop(proc)
@@ -485,7 +500,7 @@ class Bench:
         return figures
 
 
-def children(pid: int) -> list[int]:
+def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -507,6 +522,48 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (its waited-for children not included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def cpu_snapshot(bench: Bench, master: int) -> dict[str, float]:
+    """CPU seconds used so far, by role: where a phase's time went on the 2 cores."""
+    import resource
+
+    worker = bench.worker.pid if bench.worker is not None else 0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "gunicorn": sum(cpu_seconds(p) for p in children_of(master)),
+        "drainer": cpu_seconds(worker) + sum(cpu_seconds(p) for p in children_of(worker)),
+        "redis": cpu_seconds(bench.redis_pid),
+        "postgres": sum(cpu_seconds(p) for p in postgres_pids()),
+        "wrk": children.ru_utime + children.ru_stime,  # wrk has exited: a waited-for child
+    }
+
+
+def cpu_line(before: dict[str, float], after: dict[str, float], units: int, unit: str) -> str:
+    used = {role: after[role] - before[role] for role in before}
+    parts = ", ".join(f"{role} {seconds * 1e6 / units:.0f}" for role, seconds in used.items())
+    return f"CPU µs per {unit}: {parts}; total {sum(used.values()) * 1e6 / units:.0f}"
 
 
 def print_profile(role: str, paths: list[Path], requests: int, batch: int) -> None:
@@ -592,6 +649,8 @@ def report(results: list[Figures], worker_rss_mb: float) -> None:
             f"{f.config:<12} ratio single-event ingest / minimal = {ratio:.0%} (target >= 60%); "
             f"peak RSS of gunicorn workers: {rss} MB"
         )
+        for line in f.cpu:
+            print(f"{'':<12} {line}")
     print(f"{'':<12} peak RSS of the pulse worker (drainer + RQ): {worker_rss_mb:.0f} MB")
     best = max(results, key=lambda r: r.single.ok_per_second if r.single else 0)
     stored_best = max(results, key=lambda r: r.batch_stored / (r.stored_seconds or 1))

@@ -22,6 +22,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_cli(app)
+    register_wsgi(app)
     return app
 
 
@@ -29,6 +30,13 @@ def register_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     from pulse.config import load_config
 
     app.config.update(load_config(app.instance_path, overrides))
+
+
+def register_wsgi(app: Flask) -> None:
+    """Middleware around Flask: the tracking fast lane, inside the trusted-proxy fix."""
+    from pulse.ingest.lane import TrackingLane
+
+    app.wsgi_app = TrackingLane(app, app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

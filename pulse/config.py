@@ -98,6 +98,7 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         # Acknowledge into the Redis buffer only if Redis has an append-only file.
         "INGEST_BUFFER_REQUIRE_AOF": _bool(env.get("INGEST_BUFFER_REQUIRE_AOF"), default=True),
+        "INGEST_FAST_LANE": _bool(env.get("INGEST_FAST_LANE"), default=True),
     }
     config.update(overrides)
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])

@@ -19,7 +19,8 @@ API_CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": (
-        "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID, X-Workspace-ID"
+        "Authorization, Content-Type, Idempotency-Key, X-API-Key, X-Request-ID, X-Workspace-ID, "
+        "X-Fingerprint-ID, X-Visitor-ID"
     ),
     "Access-Control-Expose-Headers": (
         "X-Request-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "

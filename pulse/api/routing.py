@@ -94,7 +94,11 @@ def reject_nul_in_request(path_args: dict[str, Any]) -> None:
 
 def read_json_object() -> dict[str, Any]:
     """The body as a JSON object whatever its Content-Type (trackers send text/plain)."""
-    raw = request.get_data(cache=True)
+    return decode_json_object(request.get_data(cache=True))
+
+
+def decode_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object without NUL characters; 400/422 otherwise."""
     try:
         data = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:

@@ -1,14 +1,14 @@
-"""Request facts, read once per tracking request."""
+"""Request facts, read once per tracking request, from Flask or straight from WSGI."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from flask import request
+from typing import Any
+from urllib.parse import parse_qsl
 
 from pulse.models import utcnow
-from pulse.net import client_address
 
 # Headers the classifier looks at; nothing else of the request is kept.
 DETECTION_HEADERS = (
@@ -30,6 +30,7 @@ DETECTION_HEADERS = (
     "referer",
     "signature-agent",
 )
+_ENVIRON_KEYS = tuple(("HTTP_" + h.upper().replace("-", "_"), h) for h in DETECTION_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,78 @@ class RequestFacts:
     received_at: datetime = field(default_factory=utcnow)
 
 
-def read_facts() -> RequestFacts:
-    """The facts of the current request (client IP as ProxyFix left it)."""
+@dataclass
+class TrackingCall:
+    """One tracking request, whichever way it came in (the fast lane or a Flask view).
+
+    `secret` is an API key from `Authorization: Bearer` or `X-API-Key`; `args` is the
+    query string (first value of each name).
+    """
+
+    method: str
+    path: str
+    body: bytes
+    args: Mapping[str, str]
+    facts: RequestFacts
+    secret: str | None
+    has_auth_header: bool = False
+    counted: bool = False  # set once the request was counted against its limits
+
+    def arg(self, name: str) -> str | None:
+        value = self.args.get(name)
+        return value or None
+
+
+def _secret(authorization: str, api_key: str) -> str | None:
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return api_key.strip() or None
+
+
+def facts_from_environ(environ: dict[str, Any]) -> RequestFacts:
+    """The facts of a WSGI request (REMOTE_ADDR as ProxyFix left it)."""
     headers = {}
-    for name in DETECTION_HEADERS:
-        value = request.headers.get(name)
+    for key, name in _ENVIRON_KEYS:
+        value = environ.get(key)
         if value is not None:
             headers[name] = value[:512]
     return RequestFacts(
-        ip=client_address(),
-        user_agent=(request.headers.get("User-Agent") or "")[:1024],
-        origin=request.headers.get("Origin"),
+        ip=environ.get("REMOTE_ADDR") or "unknown",
+        user_agent=(environ.get("HTTP_USER_AGENT") or "")[:1024],
+        origin=environ.get("HTTP_ORIGIN"),
         headers=headers,
     )
+
+
+def call_from_environ(environ: dict[str, Any], body: bytes) -> TrackingCall:
+    """A TrackingCall of a raw WSGI request whose body was read already."""
+    query = environ.get("QUERY_STRING") or ""
+    args: dict[str, str] = {}
+    if query:
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            args.setdefault(name, value)
+    authorization = environ.get("HTTP_AUTHORIZATION") or ""
+    api_key = environ.get("HTTP_X_API_KEY") or ""
+    return TrackingCall(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        path=environ.get("PATH_INFO", ""),
+        body=body,
+        args=args,
+        facts=facts_from_environ(environ),
+        secret=_secret(authorization, api_key),
+        has_auth_header=bool(authorization or api_key),
+    )
+
+
+def call_from_flask() -> TrackingCall:
+    """The TrackingCall of Flask's current request."""
+    from flask import request
+
+    return call_from_environ(request.environ, request.get_data(cache=True))
+
+
+def read_facts() -> RequestFacts:
+    """The facts of Flask's current request (client IP as ProxyFix left it)."""
+    from flask import request
+
+    return facts_from_environ(request.environ)

@@ -1,23 +1,29 @@
-"""Tracking limits: per-IP limits of seed 001 and per-site event budgets by tier."""
+"""Tracking limits: per-IP limits of seed 001 and per-site event budgets by tier.
+
+With Redis, the limits and the buffer push are one Lua script: a tracking request
+costs one round trip, and a request over a limit is never buffered. Fixed windows
+of one minute, counted in Redis (shared by all workers) or, without Redis, in the
+process's memory through Flask-Limiter's storage.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import time
+from dataclasses import dataclass
+from functools import lru_cache
 
 from flask import current_app
 from limits import parse
 from redis.exceptions import RedisError
 
-from pulse.accounts import api_keys
-from pulse.accounts.auth import presented_key
 from pulse.errors import PulseError
 from pulse.extensions import limiter
-from pulse.ingest.sites import Sender
-from pulse.net import client_address
 
 log = logging.getLogger(__name__)
-PER_IP = {"session": "10/minute", "event": "120/minute", "batch": "30/minute"}
+WINDOW = 60  # seconds
+PER_IP = {"session": 10, "event": 120, "batch": 30, "pixel": 300}
 # Events a site may send per minute, by its team's tier.
 SITE_EVENTS_PER_MINUTE = {
     "free": 2_000,
@@ -27,65 +33,120 @@ SITE_EVENTS_PER_MINUTE = {
     "enterprise": 2_000_000,
 }
 
+# KEYS: per-IP counter ("" when exempt), site counter ("" for none), queue ("" for none).
+# ARGV: per-IP limit, site limit, events, window seconds, payload.
+# Returns {0, 0} when admitted (and pushed), {1, ttl} over the IP limit, {2, ttl} over
+# the site's budget.
+ADMIT_LUA = """
+local window = tonumber(ARGV[4])
+if KEYS[1] ~= "" then
+  local hits = redis.call("INCR", KEYS[1])
+  if hits == 1 then redis.call("EXPIRE", KEYS[1], window) end
+  if hits > tonumber(ARGV[1]) then return {1, redis.call("TTL", KEYS[1])} end
+end
+if KEYS[2] ~= "" then
+  local cost = tonumber(ARGV[3])
+  local used = redis.call("INCRBY", KEYS[2], cost)
+  if used == cost then redis.call("EXPIRE", KEYS[2], window) end
+  if used > tonumber(ARGV[2]) then return {2, redis.call("TTL", KEYS[2])} end
+end
+if KEYS[3] ~= "" then redis.call("RPUSH", KEYS[3], ARGV[5]) end
+return {0, 0}
+"""
 
-def per_ip(kind: str) -> str:
-    return PER_IP[kind]
+
+@dataclass(frozen=True)
+class Admission:
+    """Who is counted for one tracking request."""
+
+    kind: str  # key of PER_IP
+    ip: str
+    ip_exempt: bool  # whitelisted IP, or a server with an events:write key
+    site_id: int | None = None
+    tier: str = "free"
+    events: int = 0
 
 
-def whitelisted() -> bool:
+def site_budget(tier: str) -> int:
+    return SITE_EVENTS_PER_MINUTE.get(tier, SITE_EVENTS_PER_MINUTE["free"])
+
+
+@lru_cache(maxsize=64)
+def _networks(
+    entries: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in entries)
+
+
+def whitelisted(ip: str) -> bool:
     """IPs (or networks) in INGEST_IP_WHITELIST skip the per-IP limits (seed 001)."""
-    networks = current_app.config.get("INGEST_IP_WHITELIST") or ()
-    if not networks:
+    entries = current_app.config.get("INGEST_IP_WHITELIST") or ()
+    if not entries:
         return False
     try:
-        address = ipaddress.ip_address(client_address())
+        address = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
+    return any(address in network for network in _networks(tuple(entries)))
 
 
-def exempt() -> bool:
-    """Skip per-IP limits for whitelisted IPs and for servers with an events:write key.
-
-    One app server forwards every visitor's hits from a single IP, so an IP limit
-    would throttle it; its per-site budget still applies.
-    """
-    if whitelisted():
-        return True
-    secret = presented_key()
-    if not secret:
-        return False
-    key = api_keys.authenticate(secret)
-    return key is not None and "events:write" in key.scopes
+def enabled() -> bool:
+    return bool(current_app.config.get("RATELIMIT_ENABLED", True))
 
 
-def check_site(sender: Sender, events: int) -> None:
-    """Count `events` against the site's budget; 429 in the seed shape when over."""
-    if not current_app.config.get("RATELIMIT_ENABLED", True) or events <= 0:
-        return
-    per_minute = SITE_EVENTS_PER_MINUTE.get(sender.tier, SITE_EVENTS_PER_MINUTE["free"])
-    item = parse(f"{per_minute}/minute")
-    strategy = limiter.limiter
-    try:
-        if strategy.hit(item, "site-events", str(sender.site_id), cost=events):
-            return
-        stats = strategy.get_window_stats(item, "site-events", str(sender.site_id))
-    except (RedisError, OSError):
-        # The counters live in Redis. Without it, store the events rather than fail.
-        log.warning("rate-limit storage unavailable: site budget not enforced")
-        return
-    import time
+def _window() -> int:
+    return int(time.time()) // WINDOW
 
-    retry_after = max(1, int(stats.reset_time - time.time()))
-    raise PulseError(
-        f"This site sent more than {per_minute} events in a minute.",
+
+def redis_keys(admission: Admission) -> tuple[str, str]:
+    window = _window()
+    ip_key = "" if admission.ip_exempt else f"pulse:trk:ip:{admission.kind}:{admission.ip}:{window}"
+    site_key = (
+        f"pulse:trk:site:{admission.site_id}:{window}"
+        if admission.site_id is not None and admission.events > 0
+        else ""
+    )
+    return ip_key, site_key
+
+
+def over_limit(which: int, ttl: int, admission: Admission) -> PulseError:
+    """The 429 of seed 001, with Retry-After and the X-RateLimit headers."""
+    retry_after = max(1, int(ttl) if ttl and ttl > 0 else WINDOW)
+    if which == 1:
+        limit = PER_IP[admission.kind]
+        message = f"Too many requests. Please retry after {retry_after} seconds."
+    else:
+        limit = site_budget(admission.tier)
+        message = f"This site sent more than {limit} events in a minute."
+    reset = int(time.time()) + retry_after
+    return PulseError(
+        message,
         code="rate_limit_exceeded",
         status=429,
-        extra={"retry_after": retry_after, "limit": per_minute, "remaining": 0},
+        extra={"retry_after": retry_after, "limit": limit, "remaining": 0},
         headers={
             "Retry-After": str(retry_after),
-            "X-RateLimit-Limit": str(per_minute),
+            "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": str(int(stats.reset_time)),
+            "X-RateLimit-Reset": str(reset),
         },
     )
+
+
+def check_in_memory(admission: Admission) -> None:
+    """Without Redis: the same limits in Flask-Limiter's (in-process) storage."""
+    strategy = limiter.limiter
+    try:
+        if not admission.ip_exempt:
+            item = parse(f"{PER_IP[admission.kind]}/minute")
+            if not strategy.hit(item, "trk-ip", admission.kind, admission.ip):
+                stats = strategy.get_window_stats(item, "trk-ip", admission.kind, admission.ip)
+                raise over_limit(1, int(stats.reset_time - time.time()), admission)
+        if admission.site_id is not None and admission.events > 0:
+            item = parse(f"{site_budget(admission.tier)}/minute")
+            site = str(admission.site_id)
+            if not strategy.hit(item, "trk-site", site, cost=admission.events):
+                stats = strategy.get_window_stats(item, "trk-site", site)
+                raise over_limit(2, int(stats.reset_time - time.time()), admission)
+    except (RedisError, OSError):
+        log.warning("rate-limit storage unavailable: tracking limits not enforced")

@@ -89,7 +89,8 @@ class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     site: Annotated[str, StringConstraints(max_length=64)] | None = Field(
-        default=None, validation_alias=AliasChoices("site", "token", "site_key", "project")
+        default=None,
+        validation_alias=AliasChoices("site", "token", "site_key", "siteKey", "project"),
     )
     events: list[Any] = Field(max_length=MAX_BATCH)
     signals: dict[str, Any] | None = None

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from pulse.accounts import api_keys
-from pulse.accounts.auth import presented_key
 from pulse.errors import Forbidden, NotFound, Unauthorized
 from pulse.extensions import db
 from pulse.models import ApiKey, Site
@@ -88,9 +87,11 @@ def _sender(site: SiteFacts, server: bool) -> Sender:
     return Sender(site.site_id, site.team_id, site.tier, site.timezone, server)
 
 
-def resolve_sender(site_ref: str | None, origin: str | None) -> Sender:
-    """Authenticate a tracking request; 401/403/404 in the seed's error shape."""
-    secret = presented_key()
+def resolve_sender(site_ref: str | None, origin: str | None, secret: str | None) -> Sender:
+    """Authenticate a tracking request; 401/403/404 in the seed's error shape.
+
+    `secret` is the API key of the request's headers, if any.
+    """
     if secret is None and site_ref and site_ref.startswith(api_keys.KEY_PREFIX):
         secret = site_ref  # the pixel's `k` may be an API key (seed 000)
         site_ref = None

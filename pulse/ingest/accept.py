@@ -1,0 +1,97 @@
+"""`accept(rows, admission)`: count a tracking request against its limits, store its rows.
+
+With a durable Redis (one that appends to its AOF), the per-IP limit, the site's
+budget and the push onto the ingest buffer are one Lua script, one round trip; a
+drainer stores the rows in bulk (buffer.py). Otherwise the rows are written to the
+database in the request (store.write), after the limits were counted in Redis or in
+memory. When Redis does not answer, the rows are written directly rather than lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from flask import current_app
+from redis.commands.core import Script
+from redis.exceptions import RedisError
+
+from pulse.errors import PulseError
+from pulse.ingest import buffer, limits, store
+
+log = logging.getLogger(__name__)
+_scripts: dict[str, Script] = {}
+
+
+def _admit_script(url: str) -> Script:
+    script = _scripts.get(url)
+    if script is None:
+        script = _scripts[url] = buffer.connection(url).register_script(limits.ADMIT_LUA)
+    return script
+
+
+def _default(value: Any) -> Any:
+    raise TypeError(f"cannot buffer {type(value).__name__}")
+
+
+def accept(rows: list[dict[str, Any]], admission: limits.Admission) -> str:
+    """Raise the 429 of a breached limit, else store `rows`: "buffered" or "stored"."""
+    config = current_app.config
+    url = config.get("REDIS_URL")
+    limited = limits.enabled()
+    if url:
+        try:
+            durable = bool(rows) and (
+                not config.get("INGEST_BUFFER_REQUIRE_AOF", True) or buffer.persists(url)
+            )
+            if limited or durable:
+                ip_key, site_key = limits.redis_keys(admission) if limited else ("", "")
+                which, ttl = _admit_script(url)(
+                    keys=[ip_key, site_key, buffer.QUEUE if durable else ""],
+                    args=[
+                        limits.PER_IP[admission.kind],
+                        limits.site_budget(admission.tier),
+                        admission.events,
+                        limits.WINDOW,
+                        orjson.dumps(rows, default=_default) if durable else b"",
+                    ],
+                )
+                if which:
+                    raise limits.over_limit(int(which), int(ttl), admission)
+                if durable:
+                    return "buffered"
+        except RedisError:
+            log.warning(
+                "Redis unavailable: limits not counted, %d events written directly", len(rows)
+            )
+    elif limited:
+        limits.check_in_memory(admission)
+    if rows:
+        store.write(rows)
+    return "stored"
+
+
+def count_rejected(kind: str, ip: str) -> PulseError | None:
+    """Count a request that failed before it was admitted (bad body, unknown key, ...).
+
+    Abusive clients are limited per IP even when every request they send is invalid;
+    returns the 429 to answer instead once they are over the limit.
+    """
+    if not limits.enabled() or limits.whitelisted(ip):
+        return None
+    admission = limits.Admission(kind=kind, ip=ip, ip_exempt=False)
+    url = current_app.config.get("REDIS_URL")
+    try:
+        if url:
+            ip_key, _ = limits.redis_keys(admission)
+            which, ttl = _admit_script(url)(
+                keys=[ip_key, "", ""], args=[limits.PER_IP[kind], 0, 0, limits.WINDOW, b""]
+            )
+            return limits.over_limit(int(which), int(ttl), admission) if which else None
+        limits.check_in_memory(admission)
+    except PulseError as exc:
+        return exc
+    except RedisError:
+        log.warning("Redis unavailable: a rejected tracking request was not counted")
+    return None

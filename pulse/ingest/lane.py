@@ -1,0 +1,122 @@
+"""The tracking fast lane: hot tracking requests answered in front of Flask.
+
+A tracking request needs none of what Flask does for the dashboard and the API
+(cookie sessions, login, CSRF, route limits, template context), and it is the one
+request that arrives thousands of times a second. `TrackingLane` wraps the app's
+WSGI callable and answers the paths of `handlers.ROUTES` itself, in an app context,
+with the handlers, error bodies and headers the Flask views of the same paths use
+(those document the paths in OpenAPI and answer them when INGEST_FAST_LANE is off).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from flask import Flask
+from werkzeug.wsgi import get_input_stream
+
+from pulse.errors import BadRequest, PulseError
+from pulse.extensions import db
+from pulse.http import API_CORS_HEADERS, REQUEST_ID
+from pulse.ingest.accept import count_rejected
+from pulse.ingest.facts import call_from_environ
+from pulse.ingest.handlers import ROUTES, Handler, Reply
+
+log = logging.getLogger(__name__)
+
+STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+COMMON_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    *API_CORS_HEADERS.items(),
+]
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The request body, at most `limit` bytes (413 beyond, as Flask would answer)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError as exc:
+        raise BadRequest("Content-Length is not a number.", code="bad_request") from exc
+    too_large = PulseError(
+        f"The request body is larger than the {limit} bytes allowed.",
+        code="payload_too_large",
+        status=413,
+    )
+    if length > limit:
+        raise too_large
+    body = get_input_stream(environ, safe_fallback=True).read(limit + 1)
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
+def answer(
+    app: Flask, route: tuple[Handler, str], environ: dict[str, Any]
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Run a tracking handler on a WSGI request: status, headers and body of the answer."""
+    handler, kind = route
+    incoming = environ.get("HTTP_X_REQUEST_ID", "")
+    request_id = incoming if REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    call = None
+    with app.app_context():
+        try:
+            body = read_body(environ, app.config.get("MAX_CONTENT_LENGTH") or 1024 * 1024)
+            call = call_from_environ(environ, body)
+            reply = handler(call)
+            if db.session.registry.has():
+                db.session.commit()
+        except PulseError as error:
+            _rollback()
+            if call is None or not call.counted:
+                error = count_rejected(kind, environ.get("REMOTE_ADDR") or "unknown") or error
+            reply = Reply(error.body(), error.status, headers=error.headers)
+        except Exception:
+            _rollback()
+            log.exception(
+                "unhandled error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+            )
+            error = PulseError(
+                "An unexpected error occurred.",
+                code="server_error",
+                status=500,
+                extra={"request_id": request_id},
+            )
+            reply = Reply(error.body(), 500)
+    content = reply.body if isinstance(reply.body, bytes) else orjson.dumps(reply.body)
+    headers = [
+        ("Content-Type", reply.media_type),
+        ("Content-Length", str(len(content))),
+        ("X-Request-ID", request_id),
+        *COMMON_HEADERS,
+        *reply.headers.items(),
+    ]
+    return reply.status, headers, content
+
+
+def _rollback() -> None:
+    if db.session.registry.has():
+        db.session.rollback()
+
+
+class TrackingLane:
+    """WSGI middleware: tracking paths here, everything else to Flask."""
+
+    def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        route = ROUTES.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+        if route is None or not self.app.config.get("INGEST_FAST_LANE", True):
+            return self.wsgi_app(environ, start_response)
+        status, headers, content = answer(self.app, route, environ)
+        start_response(STATUS_LINES.get(status, str(status)), headers)
+        return [content]
