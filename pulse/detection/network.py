@@ -8,6 +8,7 @@ integer ranges. Only the provider's name ever leaves this module, never the addr
 from __future__ import annotations
 
 import ipaddress
+import socket
 from bisect import bisect_right
 from functools import cache
 from pathlib import Path
@@ -67,6 +68,12 @@ def cloud_provider(ip: object) -> str | None:
     """The cloud provider whose published ranges contain `ip`, or None."""
     if not isinstance(ip, str) or not ip or len(ip) > 64:
         return None
+    if ":" not in ip:  # dotted-quad IPv4, most traffic: no ipaddress object needed
+        try:
+            packed = socket.inet_pton(socket.AF_INET, ip.strip())
+        except OSError:
+            return None
+        return _tables()[0].find(int.from_bytes(packed, "big"))
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:
