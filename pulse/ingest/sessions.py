@@ -3,14 +3,19 @@
 A visit is keyed by the client's session id when it sends one (seed 001), else
 found by visitor id and recency. Counters are updated in bulk, one query to find
 the open visits of a batch and one flush to write them.
+
+The rules below work on any object with the Visit columns as attributes: ORM
+instances (`OrmVisits`, the reference path, used on SQLite) or plain records
+loaded and written in bulk by `pulse.ingest.bulk` (PostgreSQL). Both paths share
+this code, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
@@ -26,25 +31,48 @@ NOT_INTERACTION = frozenset({"pageview", "session_end"})
 LABEL_RANK = {"human": 0, "bot": 1, "agent": 2}
 
 
-def _open_visits(site_id: int, visitor_ids: set[int], since) -> dict[int, Visit]:
-    """The latest visit still open at `since` for each visitor."""
-    found: dict[int, Visit] = {}
-    rows = db.session.scalars(
-        select(Visit)
-        .where(
-            Visit.site_id == site_id,
-            Visit.visitor_id.in_(visitor_ids),
-            Visit.last_seen_at >= since - TIMEOUT,
+class Visits(Protocol):
+    """Where `assign` finds and creates visits (one object per visit id)."""
+
+    def by_ids(self, ids: set[str]) -> dict[str, Any]:
+        """The stored (or already created) visits with these ids, any site."""
+
+    def open_at(self, site_id: int, visitor_ids: set[int], since: datetime) -> dict[int, Any]:
+        """The latest visit of each visitor seen at or after `since - TIMEOUT`."""
+
+    def new(self, fields: dict[str, Any]) -> Any:
+        """A new visit with these column values."""
+
+
+class OrmVisits:
+    """Visits as ORM instances in db.session: the reference path (autoflush, one flush)."""
+
+    def by_ids(self, ids: set[str]) -> dict[str, Visit]:
+        return {v.id: v for v in db.session.scalars(select(Visit).where(Visit.id.in_(ids)))}
+
+    def open_at(self, site_id: int, visitor_ids: set[int], since: datetime) -> dict[int, Visit]:
+        found: dict[int, Visit] = {}
+        rows = db.session.scalars(
+            select(Visit)
+            .where(
+                Visit.site_id == site_id,
+                Visit.visitor_id.in_(visitor_ids),
+                Visit.last_seen_at >= since - TIMEOUT,
+            )
+            .order_by(Visit.last_seen_at)
         )
-        .order_by(Visit.last_seen_at)
-    )
-    for visit in rows:
-        found[visit.visitor_id] = visit
-    return found
+        for visit in rows:
+            found[visit.visitor_id] = visit
+        return found
+
+    def new(self, fields: dict[str, Any]) -> Visit:
+        visit = Visit(**fields)
+        db.session.add(visit)
+        return visit
 
 
-def _new_visit(row: dict[str, Any], visit_id: str | None = None) -> Visit:
-    visit = Visit(
+def _new_visit(visits: Visits, row: dict[str, Any], visit_id: str | None = None) -> Any:
+    fields = dict(
         id=visit_id or uuid.uuid4().hex,
         site_id=row["site_id"],
         visitor_id=row["visitor_id"],
@@ -78,11 +106,10 @@ def _new_visit(row: dict[str, Any], visit_id: str | None = None) -> Visit:
         user_agent=row["user_agent"],
         behaviour={},
     )
-    db.session.add(visit)
-    return visit
+    return visits.new(fields)
 
 
-def _absorb(visit: Visit, row: dict[str, Any]) -> None:
+def _absorb(visit: Any, row: dict[str, Any]) -> None:
     """Count one event into its visit."""
     if row["ts"] < visit.started_at:
         visit.started_at = row["ts"]
@@ -109,7 +136,7 @@ def _absorb(visit: Visit, row: dict[str, Any]) -> None:
         _end(visit, row)
 
 
-def _end(visit: Visit, row: dict[str, Any]) -> None:
+def _end(visit: Any, row: dict[str, Any]) -> None:
     """Session end: engagement score, and the verdict re-scored on behaviour."""
     visit.ended_at = row["ts"]
     behaviour = dict(visit.behaviour or {})
@@ -157,38 +184,41 @@ def _end(visit: Visit, row: dict[str, Any]) -> None:
         visit.duration_s = int(behaviour["engaged_ms"] / 1000)
 
 
-def assign(rows: list[dict[str, Any]]) -> None:
+def assign(rows: list[dict[str, Any]], visits: Visits | None = None) -> None:
     """Set each row's session_id and update (or create) its visit."""
+    visits = visits if visits is not None else OrmVisits()
     by_site: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_site[row["site_id"]].append(row)
     for site_id, site_rows in by_site.items():
         site_rows.sort(key=lambda r: r["ts"])
         explicit = {r["session_id"] for r in site_rows if r["session_id"]}
-        known = (
-            {v.id: v for v in db.session.scalars(select(Visit).where(Visit.id.in_(explicit)))}
-            if explicit
-            else {}
-        )
+        known = visits.by_ids(explicit) if explicit else {}
         inferred = {r["visitor_id"] for r in site_rows if not r["session_id"]}
-        current = _open_visits(site_id, inferred, site_rows[0]["ts"]) if inferred else {}
+        current = visits.open_at(site_id, inferred, site_rows[0]["ts"]) if inferred else {}
         for row in site_rows:
-            visit = _visit_for(row, site_id, known, current)
+            visit = _visit_for(visits, row, site_id, known, current)
             row["session_id"] = visit.id
             _absorb(visit, row)
 
 
-def _visit_for(row, site_id, known: dict[str, Visit], current: dict[int, Visit]) -> Visit:
+def _visit_for(
+    visits: Visits,
+    row: dict[str, Any],
+    site_id: int,
+    known: dict[str, Any],
+    current: dict[int, Any],
+) -> Any:
     sid = row["session_id"]
     if sid:
         visit = known.get(sid)
         if visit is not None and visit.site_id == site_id and visit.visitor_id == row["visitor_id"]:
             return visit
-        visit = _new_visit(row, sid if visit is None else None)
+        visit = _new_visit(visits, row, sid if visit is None else None)
         known[visit.id] = visit
         return visit
     visit = current.get(row["visitor_id"])
     if visit is None or row["ts"] - visit.last_seen_at > TIMEOUT:
-        visit = _new_visit(row)
+        visit = _new_visit(visits, row)
         current[row["visitor_id"]] = visit
     return visit

@@ -1,46 +1,28 @@
-"""`record(rows)`: the one way events are stored.
+"""`write(rows)`: events into the database, with their visits, idempotently.
 
-With REDIS_URL the rows go to a Redis list that workers drain in bulk (see
-buffer.py), so a 202 costs one RPUSH; if Redis does not answer, the rows are
-written to the database in the request instead, never dropped. Without Redis they
-are always written in the request. Writing is idempotent: an event id seen before
-for the site is skipped, so a retried request is not counted twice.
+Called by the drainer for buffered rows (buffer.py) and by accept.py in the request
+when there is no durable Redis. An event id seen before for the site is skipped, so
+a retried request is not counted twice.
+
+`write` takes the bulk path of bulk.py on PostgreSQL (COPY, no ORM: the drainer's
+cost per event) and the ORM path below elsewhere; `write_orm` stays the reference
+the bulk path is tested against.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from typing import Any
 
-from flask import current_app
-from redis.exceptions import RedisError
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pulse.extensions import db
-from pulse.ingest import buffer, sessions
+from pulse.ingest import bulk, sessions
 from pulse.models import Event
 
-log = logging.getLogger(__name__)
 EVENT_COLUMNS = frozenset(c.name for c in Event.__table__.columns) - {"id"}
-
-
-def record(rows: list[dict[str, Any]]) -> str:
-    """Store rows durably; returns "buffered" or "stored"."""
-    if not rows:
-        return "stored"
-    if current_app.config.get("REDIS_URL"):
-        try:
-            buffer.push(rows)
-            return "buffered"
-        except buffer.NotDurable:
-            pass  # buffer.persists() has said so in the log
-        except RedisError:
-            log.warning("Redis unavailable: writing %d events directly", len(rows))
-    write(rows)
-    return "stored"
 
 
 def _unseen(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -65,6 +47,15 @@ def _unseen(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write(rows: list[dict[str, Any]]) -> int:
     """Insert new events and update their visits in the current transaction."""
+    if not rows:
+        return 0
+    if db.session.get_bind().dialect.name == "postgresql":
+        return bulk.write(rows)
+    return write_orm(rows)
+
+
+def write_orm(rows: list[dict[str, Any]]) -> int:
+    """`write` through the ORM and Core: SQLite, and the reference for bulk.write."""
     fresh = _unseen(rows)
     if not fresh:
         return 0

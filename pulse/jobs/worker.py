@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 from flask import Flask
@@ -25,6 +26,11 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
             db.engine.dispose(close=False)
 
     os.register_at_fork(after_in_child=forget_parent_connections)
+    # The app, its imports and the detection lists live as long as the process: keep
+    # them out of the collector's full passes, which the drainer's few dicts per event
+    # otherwise trigger over and over (bench/drain.py: about 8 us per event). Forked
+    # work horses also share these pages longer.
+    gc.freeze()
     drainer = None if burst else Drainer(app).start()
     try:
         with app.app_context():

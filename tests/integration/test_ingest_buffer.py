@@ -88,3 +88,34 @@ def test_when_redis_is_down_events_are_written_directly(settings):
         finally:
             db.session.remove()
             _empty_tables()
+
+
+def test_a_batch_is_claimed_whole_and_a_failed_one_is_finished_first(buffered_app, monkeypatch):
+    t = make_tenant("alpha")
+    client = buffered_app.test_client()
+    for n in range(30):
+        send(client, {"site": t.site.site_key, "events": [pageview(f"/{n}", id=f"e{n}")]})
+    connection = buffer.connection()
+    drainer = buffer.Drainer(buffered_app, max_items=10)
+    assert len(drainer.claim()) == 10  # one MULTI/EXEC: ten items moved at once
+    assert connection.llen(drainer.processing) == 10 and buffer.pending() == 20
+
+    def fail(rows):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr("pulse.ingest.store.write", fail)
+    with pytest.raises(RuntimeError):
+        drainer.drain_once(block_seconds=0.01)
+    # The failed batch stays in our list, and is not grown by retrying it.
+    with pytest.raises(RuntimeError):
+        drainer.drain_once(block_seconds=0.01)
+    assert connection.llen(drainer.processing) == 10 and buffer.pending() == 20
+    monkeypatch.undo()
+    assert drainer.drain_once(block_seconds=0.01) == 10
+    assert not connection.exists(drainer.processing) and count() == 10
+    assert buffer.drain_all(buffered_app) == 20 and count() == 30
+
+
+def test_decode_parses_timestamps():
+    [row] = buffer.decode([orjson.dumps([{"ts": "2026-03-02T09:00:00.250000+00:00"}])])
+    assert row["ts"].isoformat() == "2026-03-02T09:00:00.250000+00:00"
