@@ -71,7 +71,7 @@ def cloud_provider(ip: object) -> str | None:
     if ":" not in ip:  # dotted-quad IPv4, most traffic: no ipaddress object needed
         try:
             packed = socket.inet_pton(socket.AF_INET, ip.strip())
-        except OSError:
+        except (OSError, ValueError):  # not an address; ValueError: a NUL in it
             return None
         return _tables()[0].find(int.from_bytes(packed, "big"))
     try:

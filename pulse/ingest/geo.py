@@ -75,7 +75,7 @@ def _public_v4(text: str) -> str | None:
     """Fast path for dotted-quad IPv4 (most traffic): a bisect over the non-global ranges."""
     try:
         packed = socket.inet_pton(socket.AF_INET, text)
-    except OSError:
+    except (OSError, ValueError):  # not an address; ValueError: a NUL in it
         return None
     value = int.from_bytes(packed, "big")
     index = bisect_right(_V4_STARTS, value) - 1
