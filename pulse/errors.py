@@ -106,7 +106,7 @@ HTTP_CODES = {
 def wants_json() -> bool:
     """API paths always answer JSON; elsewhere only when the client prefers it."""
     path = request.path
-    if path.startswith(("/api/", "/track/")) or path in ("/api", "/health"):
+    if path.startswith(("/api/", "/track/", "/analytics/")) or path in ("/api", "/health"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

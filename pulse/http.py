@@ -11,8 +11,8 @@ from flask import Flask, g, request
 from flask.json.provider import JSONProvider
 from werkzeug.routing import BaseConverter, ValidationError
 
-# JSON API and tracking endpoints: any origin may call them, without credentials.
-CORS_PREFIXES = ("/api/", "/track/")
+# JSON API, tracking and seed 001's analytics endpoints: any origin, without credentials.
+CORS_PREFIXES = ("/api/", "/track/", "/analytics/")
 REQUEST_SCOPED = ("actor", "auth_method", "_login_user", "request_id")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 API_CORS_HEADERS = {

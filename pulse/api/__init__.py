@@ -29,7 +29,7 @@ limiter.limit(
 )(bp)
 csrf.exempt(bp)
 
-from pulse.api import accounts, keys, sites, system, teams  # noqa: E402,F401  (routes)
+from pulse.api import accounts, analytics, keys, sites, system, teams  # noqa: E402,F401  (routes)
 
 
 def init_app(app: Flask) -> None:

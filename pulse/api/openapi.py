@@ -123,6 +123,10 @@ def _operation(op: Operation, method: str, path_params: list[dict[str, Any]]) ->
             {"name": n, "in": "query", "schema": {"type": t}, "description": d}
             for n, t, d in LIST_PARAMS
         ]
+    params += [
+        {"name": n, "in": "query", "schema": {"type": t}, "description": d}
+        for n, t, d in op.extra.get("params", ())
+    ]
     if method in ("post", "put", "patch", "delete") and op.auth != "none":
         params.append(
             {

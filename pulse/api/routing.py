@@ -204,8 +204,12 @@ def operation(
     query_key: bool = False,
     description: str = "",
     body_doc: type[pydantic.BaseModel] | None = None,
+    params: Sequence[tuple[str, str, str]] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a JSON endpoint; the view gets `actor`, path args, and `body`/`query`."""
+    """Register a JSON endpoint; the view gets `actor`, path args, and `body`/`query`.
+
+    `params` documents query parameters the view reads itself: (name, type, description).
+    """
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(
@@ -225,6 +229,7 @@ def operation(
             errors=errors,
             query_key=query_key,
             description=description or (func.__doc__ or "").strip(),
+            extra={"params": list(params)} if params else {},
         )
 
         @wraps(func)

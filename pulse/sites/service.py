@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from pulse.accounts import audit
 from pulse.accounts.actor import Actor
@@ -88,6 +88,32 @@ def get_site(actor: Actor, site_id: int, scope: str = "sites:read") -> Site:
         raise NotFound("Site not found.")
     actor.require_site(site, scope)
     return site
+
+
+def find_site(actor: Actor, ident: str | None, scope: str, field: str = "site") -> Site:
+    """A site by id, site key, name or domain among the actor's (for `?site=` parameters).
+
+    Without `ident`: the key's own site, or the only site the actor can see.
+    """
+    query = select(Site).where(Site.team_id.in_(actor.team_ids()))
+    if actor.api_key is not None and actor.api_key.site_id is not None:
+        query = query.where(Site.id == actor.api_key.site_id)
+    if ident:
+        ident = ident.strip()[:255]
+        matches = [Site.site_key == ident, Site.name == ident, Site.domain == ident.lower()]
+        if ident.isdigit() and len(ident) < 10:
+            matches.append(Site.id == int(ident))
+        query = query.where(or_(*matches))
+    found = list(db.session.scalars(query.order_by(Site.id).limit(2)))
+    if not found:
+        if ident:
+            raise NotFound("Site not found.")
+        raise ValidationFailed(errors={field: ["Say which site: ?site=<id, key, name or domain>."]})
+    if len(found) > 1:
+        message = "Several sites match; use the id." if ident else "Required: you have several."
+        raise ValidationFailed(errors={field: [message]})
+    actor.require_site(found[0], scope)
+    return found[0]
 
 
 def find_by_name(team: Team, name: str) -> Site | None:

@@ -1,0 +1,159 @@
+"""Aggregates read from the raw `events` and `visits` tables: the roll-up seam.
+
+Each function answers "these counts, grouped by this key" for a Query. Reports
+only call these two, so a roll-up table can later answer the queries it covers
+(no hit-level filter, day buckets, a session dimension) behind the same
+signatures, and fall back to the raw tables otherwise.
+
+Every classification is read at once: the selected traffic through conditional
+aggregates, and the human/agent/bot split beside it, so one query serves a
+report and its per-classification columns.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, distinct, func, nulls_last, select
+from sqlalchemy.sql.expression import ColumnElement
+
+from pulse.analytics.dimensions import EVENTS, VISITS
+from pulse.analytics.expressions import BinaryOrder
+from pulse.analytics.query import LABELS, Query
+from pulse.analytics.sql import events_where, selected, visits_where
+from pulse.extensions import db
+
+
+def _both(first: Any, second: Any) -> Any:
+    if first is None:
+        return second
+    return first & second
+
+
+def _count_if(condition: Any) -> ColumnElement[int]:
+    return func.count() if condition is None else func.count(case((condition, 1)))
+
+
+def _distinct_if(condition: Any, column: ColumnElement[Any]) -> ColumnElement[int]:
+    if condition is None:
+        return func.count(distinct(column))
+    return func.count(distinct(case((condition, column))))
+
+
+def _sum_if(condition: Any, column: ColumnElement[Any]) -> ColumnElement[int]:
+    value = column if condition is None else case((condition, column), else_=0)
+    return func.coalesce(func.sum(value), 0)
+
+
+def _plain(value: Any) -> Any:
+    """PostgreSQL sums of integers come back as Decimal; reports want int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _rows(statement: Any) -> list[dict[str, Any]]:
+    return [
+        {k: _plain(v) for k, v in row.items()} for row in db.session.execute(statement).mappings()
+    ]
+
+
+def _finish(
+    statement: Any, key: Any, group: Any, rank: list[Any], limit: int | None, having: Any
+) -> Any:
+    if key is None:
+        return statement
+    statement = statement.group_by(group)
+    if limit is not None:
+        statement = (
+            statement.having(having > 0)
+            .order_by(*[r.desc() for r in rank], nulls_last(BinaryOrder(group).asc()))
+            .limit(limit)
+        )
+    return statement
+
+
+def event_counts(
+    q: Query,
+    key: ColumnElement[Any] | None = None,
+    *,
+    limit: int | None = None,
+    sessions: bool = False,
+) -> list[dict[str, Any]]:
+    """Hits grouped by `key` (an expression over events): visitors, pageviews, events.
+
+    With `limit`, only groups with selected traffic, the busiest first. Also
+    `<label>_visitors` and `<label>_pageviews` for every label, whatever the
+    classification, and with `sessions` the distinct sessions seen.
+    """
+    columns = [EVENTS.c.visitor_id, EVENTS.c.name, EVENTS.c.label, EVENTS.c.session_id]
+    if key is not None:
+        columns.append(key.label("g"))
+    sub = select(*columns).where(*events_where(q)).subquery()
+    chosen = selected(sub.c.label, q.labels)
+    pageview = sub.c.name == "pageview"
+    visitors = _distinct_if(chosen, sub.c.visitor_id)
+    pageviews = _count_if(_both(chosen, pageview))
+    metrics = [
+        visitors.label("visitors"),
+        pageviews.label("pageviews"),
+        _count_if(_both(chosen, sub.c.name != "pageview")).label("events"),
+    ]
+    if sessions:
+        metrics.append(_distinct_if(chosen, sub.c.session_id).label("sessions"))
+    for label in LABELS:
+        is_label = sub.c.label == label
+        metrics.append(_distinct_if(is_label, sub.c.visitor_id).label(f"{label}_visitors"))
+        metrics.append(_count_if(is_label & pageview).label(f"{label}_pageviews"))
+    group = sub.c.g if key is not None else None
+    statement = select(*([group] if key is not None else []), *metrics)
+    return _rows(_finish(statement, key, group, [visitors, pageviews], limit, visitors))
+
+
+def visit_counts(
+    q: Query, key: ColumnElement[Any] | None = None, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Visits started in the range grouped by `key` (an expression over visits).
+
+    visitors, sessions, pageviews, bounces, duration (sum of seconds), scored and
+    score (sum of engagement scores), and `<label>_visitors` / `<label>_sessions`.
+    """
+    columns = [
+        VISITS.c.visitor_id,
+        VISITS.c.label,
+        VISITS.c.pageviews,
+        VISITS.c.is_bounce,
+        VISITS.c.duration_s,
+        VISITS.c.engagement_score,
+    ]
+    if key is not None:
+        columns.append(key.label("g"))
+    sub = select(*columns).where(*visits_where(q)).subquery()
+    chosen = selected(sub.c.label, q.labels)
+    visitors = _distinct_if(chosen, sub.c.visitor_id)
+    sessions = _count_if(chosen)
+    scored = sub.c.engagement_score.is_not(None)
+    metrics = [
+        visitors.label("visitors"),
+        sessions.label("sessions"),
+        _sum_if(chosen, sub.c.pageviews).label("pageviews"),
+        _count_if(_both(chosen, sub.c.is_bounce.is_(True))).label("bounces"),
+        _sum_if(chosen, sub.c.duration_s).label("duration"),
+        _count_if(_both(chosen, scored)).label("scored"),
+        func.coalesce(
+            func.sum(case((_both(chosen, scored), sub.c.engagement_score), else_=0.0)), 0.0
+        ).label("score"),
+    ]
+    for label in LABELS:
+        is_label = sub.c.label == label
+        metrics.append(_distinct_if(is_label, sub.c.visitor_id).label(f"{label}_visitors"))
+        metrics.append(_count_if(is_label).label(f"{label}_sessions"))
+    group = sub.c.g if key is not None else None
+    statement = select(*([group] if key is not None else []), *metrics)
+    return _rows(_finish(statement, key, group, [visitors, sessions], limit, visitors))
+
+
+def first_event_at(site_id: int) -> Any:
+    """The time of the site's first event (for period=all), or None."""
+    return db.session.scalar(select(func.min(EVENTS.c.ts)).where(EVENTS.c.site_id == site_id))
