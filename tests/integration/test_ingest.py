@@ -387,18 +387,29 @@ def test_the_issue_user_agents_are_labelled_through_the_endpoint(client, tenant)
     from tests.unit import test_detection as ua
 
     expected = [
-        (ua.GPTBOT, "agent"), (ua.CHATGPT_USER, "agent"), (ua.CLAUDEBOT, "agent"),
-        (ua.GOOGLEBOT, "bot"), ("curl/8.5.0", "bot"), ("python-requests/2.32.3", "bot"),
-        (ua.CHROME_WINDOWS, "human"), (ua.CHROME_MAC, "human"), (ua.CHROME_ANDROID, "human"),
-        (ua.SAFARI_MAC, "human"), (ua.SAFARI_IPHONE, "human"), (ua.FIREFOX_WINDOWS, "human"),
+        (ua.GPTBOT, "agent"),
+        (ua.CHATGPT_USER, "agent"),
+        (ua.CLAUDEBOT, "agent"),
+        (ua.GOOGLEBOT, "bot"),
+        ("curl/8.5.0", "bot"),
+        ("python-requests/2.32.3", "bot"),
+        (ua.CHROME_WINDOWS, "human"),
+        (ua.CHROME_MAC, "human"),
+        (ua.CHROME_ANDROID, "human"),
+        (ua.SAFARI_MAC, "human"),
+        (ua.SAFARI_IPHONE, "human"),
+        (ua.FIREFOX_WINDOWS, "human"),
         (ua.FIREFOX_ANDROID, "human"),
     ]
     for n, (agent, _) in enumerate(expected):
         headers = {**BROWSER, "User-Agent": agent}
         if not agent.startswith("Mozilla"):
             headers = {"User-Agent": agent, "Accept": "*/*"}  # what curl/requests really send
-        response = send(client, {"site": tenant.site.site_key,
-                                 "events": [pageview(f"/{n}", id=f"ua{n}")]}, headers=headers)
+        response = send(
+            client,
+            {"site": tenant.site.site_key, "events": [pageview(f"/{n}", id=f"ua{n}")]},
+            headers=headers,
+        )
         assert response.status_code == 202
     stored = {e.pathname: e.label for e in events()}
     assert [stored[f"/{n}"] for n in range(len(expected))] == [label for _, label in expected]
