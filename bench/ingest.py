@@ -65,6 +65,7 @@ CHROME = (
 )
 CONFIGS = {
     "sync4": ["-w", "4"],
+    "sync5": ["-w", "5"],
     "sync8": ["-w", "8"],
     "gthread2x8": ["-k", "gthread", "-w", "2", "--threads", "8"],
 }

@@ -50,6 +50,8 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     )
     if length > limit:
         raise too_large
+    if length and "HTTP_TRANSFER_ENCODING" not in environ:
+        return environ["wsgi.input"].read(length)  # the server bounds it by Content-Length
     body = get_input_stream(environ, safe_fallback=True).read(limit + 1)
     if len(body) > limit:
         raise too_large

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,11 +72,25 @@ def site_budget(tier: str) -> int:
     return SITE_EVENTS_PER_MINUTE.get(tier, SITE_EVENTS_PER_MINUTE["free"])
 
 
+@dataclass(frozen=True)
+class _Whitelist:
+    """INGEST_IP_WHITELIST as integer ranges: IPv4 is checked without ipaddress objects."""
+
+    v4: tuple[tuple[int, int], ...]
+    v6: tuple[ipaddress.IPv6Network, ...]
+
+
 @lru_cache(maxsize=64)
-def _networks(
-    entries: tuple[str, ...],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(n, strict=False) for n in entries)
+def _whitelist(entries: tuple[str, ...]) -> _Whitelist:
+    networks = [ipaddress.ip_network(n, strict=False) for n in entries]
+    return _Whitelist(
+        v4=tuple(
+            (int(n.network_address), int(n.broadcast_address))
+            for n in networks
+            if isinstance(n, ipaddress.IPv4Network)
+        ),
+        v6=tuple(n for n in networks if isinstance(n, ipaddress.IPv6Network)),
+    )
 
 
 def whitelisted(ip: str) -> bool:
@@ -83,11 +98,20 @@ def whitelisted(ip: str) -> bool:
     entries = current_app.config.get("INGEST_IP_WHITELIST") or ()
     if not entries:
         return False
+    allowed = _whitelist(tuple(entries))
+    if ":" not in ip:
+        try:
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
+        except (OSError, ValueError):
+            return False
+        return any(start <= value <= end for start, end in allowed.v4)
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return any(address in network for network in _networks(tuple(entries)))
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return whitelisted(str(address.ipv4_mapped))
+    return any(address in network for network in allowed.v6)
 
 
 def enabled() -> bool:

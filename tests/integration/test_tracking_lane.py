@@ -156,3 +156,14 @@ def test_redis_down_still_stores_the_events(settings, unused_tcp_port=63999):
         db.session.remove()
         _empty_tables()
     assert response.status_code == 202 and stored == 1
+
+
+def test_ip_whitelist_matches_networks_of_both_families(settings):
+    app = create_app(
+        {**settings, "INGEST_IP_WHITELIST": ["10.0.0.0/8", "2001:db8::/32", "1.2.3.4"]}
+    )
+    with app.app_context():
+        assert limits.whitelisted("10.200.3.4") and limits.whitelisted("1.2.3.4")
+        assert limits.whitelisted("2001:db8::7") and limits.whitelisted("::ffff:10.0.0.1")
+        for other in ("11.0.0.1", "1.2.3.5", "2001:db9::1", "junk", "\x00", "", "1.2.3"):
+            assert not limits.whitelisted(other), other
