@@ -1,6 +1,6 @@
 """Ingest throughput: tracking requests/s and events/s stored, against a minimal Flask app.
 
-    .venv/bin/python bench/ingest.py [--duration 15] [--configs sync4,gthread2x8]
+    .venv/bin/python bench/ingest.py [--duration 15] [--configs sync4,sync5,gthread2x4]
 
 Loopback only, bounded in time (about 80 s per gunicorn configuration at the default
 15 s per phase). Creates a throwaway PostgreSQL database (CREATE DATABASE on
@@ -67,6 +67,7 @@ CONFIGS = {
     "sync4": ["-w", "4"],
     "sync5": ["-w", "5"],
     "sync8": ["-w", "8"],
+    "gthread2x4": ["-k", "gthread", "-w", "2", "--threads", "4"],
     "gthread2x8": ["-k", "gthread", "-w", "2", "--threads", "8"],
 }
 LUA = r"""
@@ -667,7 +668,7 @@ def report(results: list[Figures], worker_rss_mb: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase (max 60)")
-    parser.add_argument("--configs", default="sync4,gthread2x8", help=f"of {', '.join(CONFIGS)}")
+    parser.add_argument("--configs", default="sync4,sync5,gthread2x4", help=f"of {', '.join(CONFIGS)}")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (max 256)")
     parser.add_argument("--visitors", type=int, default=1000, help="distinct client addresses")
     parser.add_argument("--drain-limit", type=float, default=300.0, help="seconds (max 600)")
