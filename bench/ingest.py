@@ -668,7 +668,9 @@ def report(results: list[Figures], worker_rss_mb: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase (max 60)")
-    parser.add_argument("--configs", default="sync4,sync5,gthread2x4", help=f"of {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs", default="sync4,sync5,gthread2x4", help=f"of {', '.join(CONFIGS)}"
+    )
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (max 256)")
     parser.add_argument("--visitors", type=int, default=1000, help="distinct client addresses")
     parser.add_argument("--drain-limit", type=float, default=300.0, help="seconds (max 600)")

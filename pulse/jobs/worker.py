@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import threading
 
 from flask import Flask
 
@@ -18,6 +20,19 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
 
     if not app.config.get("REDIS_URL"):
         raise SystemExit("pulse worker needs REDIS_URL (without it, jobs run in-process).")
+    # RQ installs its SIGTERM handler only after registering and starting its scheduler;
+    # a SIGTERM in that second (a deploy right after a start) would kill the process
+    # outright. Remember it instead, and hand it to RQ once RQ listens.
+    early_stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: early_stop.set())
+
+    class PulseWorker(Worker):
+        def _install_signal_handlers(self) -> None:
+            super()._install_signal_handlers()
+            if early_stop.is_set():
+                self._stop_requested = True  # the work loop stops before its first job
+
     connection = redis_connection(app)
 
     def forget_parent_connections() -> None:
@@ -34,7 +49,7 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
     drainer = None if burst else Drainer(app).start()
     try:
         with app.app_context():
-            worker = Worker(queues or list(QUEUES), connection=connection)
+            worker = PulseWorker(queues or list(QUEUES), connection=connection)
             return worker.work(burst=burst, with_scheduler=True)
     finally:
         # SIGTERM: RQ finishes its job, then the drainer finishes its batch.

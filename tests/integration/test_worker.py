@@ -9,6 +9,7 @@ Waits are bounded polls on a condition, never fixed sleeps.
 from __future__ import annotations
 
 import email
+import json
 import os
 import secrets
 import shutil
@@ -411,3 +412,35 @@ def test_purge_job_run_by_a_burst_worker_prunes_old_rows(
         db.engine.dispose()
     assert keys == ["new"]
     assert actions == ["test.new"]
+
+
+EARLY_SIGTERM = """
+import json, os, signal, sys
+from rq.worker import Worker
+from pulse import create_app
+from pulse.jobs.worker import run_worker
+
+original = Worker.bootstrap
+
+
+def bootstrap(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)  # inside RQ's start-up, before its own handlers
+
+
+Worker.bootstrap = bootstrap
+app = create_app(json.loads(sys.argv[1]))
+run_worker(app)
+print("stopped cleanly")
+"""
+
+
+def test_sigterm_during_worker_start_up_is_a_clean_stop(settings, redis_db: str) -> None:
+    """A deploy may stop a worker a moment after starting it: exit 0, not death by signal."""
+    config = {**settings, "REDIS_URL": redis_db}
+    result = subprocess.run(
+        [sys.executable, "-c", EARLY_SIGTERM, json.dumps(config)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stopped cleanly" in result.stdout
