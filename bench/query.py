@@ -1,0 +1,303 @@
+"""Analytics query speed on PostgreSQL: reports over 30 days of events, next to count(*).
+
+    .venv/bin/python bench/query.py [--events 1000000 --events 10000000] [--repeat 7]
+
+Loopback only. For each --events size it creates a throwaway database (CREATE DATABASE
+bench_query_<random> on BENCH_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/
+test; dropped at the end), migrates it, and loads that many events for one site spread
+over the 30 days before now through `store.write` (the drainer's bulk path, so visits
+are built as in production). Traffic looks like a real site's: a daily and weekly
+rhythm, sessions of 1-8 pageviews, 300 pages with a Zipf-like popularity, sources
+(search, social, AI assistants, email, direct), 12 countries, three devices, custom
+events with properties, and about 15% bots and AI agents with their own user agents.
+
+Then VACUUM (ANALYZE), and each report `--repeat` times through pulse.analytics (the
+functions the API calls), with p50/p95 in ms next to a plain count(*) of the site's
+events: overview (30 days), top pages, sources, a filtered overview (country and
+device). Funnel and retention are not built yet: the bench says so. It prints, never
+asserts. Loading 10M events takes several minutes and a few GB of disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pulse import create_app  # noqa: E402
+from pulse.detection import classify  # noqa: E402
+from pulse.extensions import db  # noqa: E402
+from pulse.ingest import enrich, store  # noqa: E402
+
+DAYS = 30
+PAGES = [f"/docs/{n}" for n in range(250)] + [f"/blog/{n}" for n in range(49)] + ["/"]
+SOURCES = [  # (referrer host, source, channel, weight)
+    (None, None, "direct", 35),
+    ("google.com", "Google", "search", 30),
+    ("bing.com", "Bing", "search", 4),
+    ("twitter.com", "Twitter", "social", 6),
+    ("reddit.com", "Reddit", "social", 5),
+    ("news.ycombinator.com", "Hacker News", "social", 4),
+    ("chatgpt.com", "ChatGPT", "ai-assistant", 5),
+    ("perplexity.ai", "Perplexity", "ai-assistant", 3),
+    ("mail.google.com", "Gmail", "email", 3),
+    ("github.com", "GitHub", "referral", 5),
+]
+COUNTRIES = [
+    ("US", 30), ("GB", 10), ("DE", 9), ("FR", 7), ("IN", 8), ("BR", 5),
+    ("JP", 5), ("CA", 5), ("NL", 4), ("ES", 4), ("AU", 3), ("SE", 3),
+]  # fmt: skip
+AGENTS = {
+    "desktop": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "mobile": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "tablet": "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+    "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "GPTBot": "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko); compatible; GPTBot/1.2; "
+    "+https://openai.com/gptbot",
+    "ClaudeBot": "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; "
+    "ClaudeBot/1.0; +claudebot@anthropic.com)",
+    "Googlebot": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "curl": "curl/8.5.0",
+}
+KINDS = [("desktop", 50), ("mobile", 30), ("tablet", 5), ("GPTBot", 5), ("ClaudeBot", 4),
+         ("Googlebot", 4), ("curl", 2)]  # fmt: skip
+HOURLY = [2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 8, 7, 8, 8, 8, 7, 6, 6, 5, 5, 4, 3, 2]
+
+
+def _fields(kind: str) -> dict[str, Any]:
+    """The enrichment and verdict columns of one kind of client, computed once."""
+    ua = AGENTS[kind]
+    human = kind in ("desktop", "mobile", "tablet")
+    headers = {"accept-language": "en-GB,en;q=0.9", "accept": "*/*"} if human else {}
+    verdict = classify(ua, headers, None, "81.2.69.142")
+    agent = enrich.parse_user_agent(ua)
+    return {
+        "browser": agent.browser,
+        "browser_version": agent.browser_version,
+        "os": agent.os,
+        "device": agent.device if verdict.label == "human" else "bot",
+        "label": verdict.label,
+        "agent_name": None if verdict.label == "human" else verdict.name,
+        "agent_category": verdict.category,
+        "confidence": round(float(verdict.confidence), 4),
+        "tier": verdict.tier,
+        "reasons": list(verdict.reasons)[:10],
+        "detection": {"log_odds": verdict.log_odds, "bot_probability": verdict.bot_probability},
+        "user_agent": None if verdict.label == "human" else ua,
+    }
+
+
+class Traffic:
+    """Sessions of one site over DAYS days, day by day, each day's events in time order."""
+
+    def __init__(self, site_id: int, events: int, end: datetime, seed: int = 7) -> None:
+        self.site_id, self.events, self.end = site_id, events, end
+        self.rnd = random.Random(seed)
+        self.kinds = {kind: _fields(kind) for kind, _ in KINDS}
+        weights = [1 / (n + 1) ** 0.9 for n in range(len(PAGES))]
+        self.page_weights = weights
+
+    def days(self):
+        start = (self.end - timedelta(days=DAYS)).replace(minute=0, second=0, microsecond=0)
+        per_day = self.events / DAYS
+        made = 0
+        for day in range(DAYS):
+            date = start + timedelta(days=day)
+            weekend = date.weekday() >= 5
+            target = int(per_day * (0.7 if weekend else 1.12))
+            if day == DAYS - 1:
+                target = self.events - made
+            rows = self._day(date, max(0, target))
+            made += len(rows)
+            yield rows
+
+    def _day(self, start: datetime, target: int) -> list[dict[str, Any]]:
+        rnd = self.rnd
+        rows: list[dict[str, Any]] = []
+        while len(rows) < target:
+            hour = rnd.choices(range(24), HOURLY)[0]
+            began = start + timedelta(hours=hour, seconds=rnd.randrange(3600))
+            if began >= self.end:
+                continue
+            kind = rnd.choices([k for k, _ in KINDS], [w for _, w in KINDS])[0]
+            host, source, channel, _ = rnd.choices(SOURCES, [s[3] for s in SOURCES])[0]
+            country = rnd.choices([c for c, _ in COUNTRIES], [w for _, w in COUNTRIES])[0]
+            visitor = rnd.getrandbits(62)
+            fields = self.kinds[kind]
+            pages = rnd.choices(PAGES, self.page_weights, k=rnd.choice([1, 1, 1, 2, 2, 3, 5, 8]))
+            ts = began
+            for n, path in enumerate(pages):
+                rows.append(self._row(ts, "pageview", path, visitor, fields, country,
+                                      host if n == 0 else None, source, channel))  # fmt: skip
+                if fields["label"] == "human" and rnd.random() < 0.08:
+                    rows.append(self._row(ts + timedelta(seconds=5), "signup", path, visitor,
+                                          fields, country, None, source, channel,
+                                          {"plan": rnd.choice(["free", "pro"])}))  # fmt: skip
+                ts += timedelta(seconds=rnd.randrange(5, 240))
+        rows.sort(key=lambda r: r["ts"])
+        return rows[:target]
+
+    def _row(self, ts, name, path, visitor, fields, country, host, source, channel, props=None):
+        return {
+            "site_id": self.site_id,
+            "event_uid": uuid.uuid4().hex,
+            "ts": ts,
+            "name": name,
+            "session_id": "",
+            "visitor_id": visitor,
+            "user_id": None,
+            "hostname": "bench.example",
+            "pathname": path,
+            "referrer": f"https://{host}/" if host else None,
+            "referrer_host": host,
+            "source": source,
+            "channel": channel,
+            "utm_source": "newsletter" if channel == "email" else None,
+            "utm_medium": "email" if channel == "email" else None,
+            "utm_campaign": None,
+            "utm_term": None,
+            "utm_content": None,
+            "country": country,
+            **fields,
+            "props": props or {},
+            "engaged_ms": None,
+            "scroll_depth": None,
+            "behaviour": None,
+        }
+
+
+@dataclass(frozen=True)
+class BenchSite:
+    id: int
+    timezone: str = "UTC"
+
+
+def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """p50 and p95 in ms of `repeat` calls, after one warm-up call."""
+    call()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
+    return statistics.median(samples), p95
+
+
+def run_size(server: str, events: int, repeat: int, batch: int) -> None:
+    from flask_migrate import upgrade
+
+    from pulse.analytics import breakdowns, reports
+    from pulse.analytics.query import parse_query
+
+    name = f"bench_query_{secrets.token_hex(4)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    try:
+        app = create_app(
+            {
+                "PULSE_ENV": "test",
+                "SQLALCHEMY_DATABASE_URI": url,
+                "SECRET_KEY": secrets.token_urlsafe(32),
+                "RATELIMIT_ENABLED": False,
+                "RATELIMIT_STORAGE_URI": "memory://",
+            }
+        )
+        with app.app_context():
+            upgrade()
+            gc.freeze()
+            from bench.drain import make_site
+
+            site = BenchSite(make_site("query"))
+            end = datetime.now(UTC)
+            started = time.monotonic()
+            loaded = 0
+            for day_rows in Traffic(site.id, events, end).days():
+                for n in range(0, len(day_rows), batch):
+                    loaded += store.write(day_rows[n : n + batch])
+                    db.session.commit()
+                db.session.remove()
+            load_seconds = time.monotonic() - started
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM (ANALYZE) events, visits")
+                visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
+                size = conn.execute("SELECT pg_size_pretty(pg_database_size(%s))", (name,))
+                size_text = size.fetchone()[0]
+            print(
+                f"\n{loaded:,} events, {visits:,} visits loaded in {load_seconds:.0f} s "
+                f"({loaded / load_seconds:,.0f} events/s); database {size_text}",
+                flush=True,
+            )
+
+            def count() -> int:
+                return db.session.execute(
+                    db.text("SELECT count(*) FROM events WHERE site_id = :s"), {"s": site.id}
+                ).scalar_one()
+
+            month = parse_query(site, {"period": "30d"}, now=end)
+            filtered = parse_query(
+                site, {"period": "30d", "country": "US", "device": "mobile"}, now=end
+            )
+            cases = [
+                ("count(*) of the site's events", count, None),
+                ("overview, 30 days", lambda: reports.overview(month), 150),
+                ("top pages, 30 days", lambda: breakdowns.top_pages(month), 150),
+                ("sources, 30 days", lambda: breakdowns.sources(month), 150),
+                ("filtered overview (country, device)", lambda: reports.overview(filtered), 1500),
+            ]
+            print(f"{'report':<40} {'p50 ms':>9} {'p95 ms':>9}  target p50")
+            for label, call, target in cases:
+                p50, p95 = timed(call, repeat)
+                db.session.remove()
+                goal = f"< {target} ms" if target else ""
+                print(f"{label:<40} {p50:>9.1f} {p95:>9.1f}  {goal}", flush=True)
+            for label in ("funnel, 3 steps", "retention, 8 weeks"):
+                print(f"{label:<40} {'not built yet':>19}")
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--events", type=int, action="append", help="events to load (repeatable; default 1M)"
+    )
+    parser.add_argument("--repeat", type=int, default=7, help="timed calls per report")
+    parser.add_argument("--batch", type=int, default=5000, help="events per store.write")
+    args = parser.parse_args()
+    sizes = args.events or [1_000_000]
+    server = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    print(f"PostgreSQL {server}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    for events in sizes:
+        run_size(server, max(1000, min(events, 20_000_000)), max(1, args.repeat), args.batch)
+
+
+if __name__ == "__main__":
+    main()
