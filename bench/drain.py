@@ -34,7 +34,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import psycopg
+from flask import Flask
 from psycopg import sql
 from redis import Redis
 
@@ -50,7 +52,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pulse import create_app  # noqa: E402
 from pulse.detection import classify  # noqa: E402
 from pulse.extensions import db  # noqa: E402
-from pulse.ingest import buffer, enrich, store  # noqa: E402
+from pulse.ingest import buffer, store  # noqa: E402
+from pulse.ingest.pipeline import client_columns  # noqa: E402
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -85,32 +88,11 @@ class Rows:
     def _visitor(self, n: int) -> dict[str, Any]:
         ua = self.rnd.choices([CHROME, FIREFOX, IPHONE, GPTBOT, CURL], [60, 20, 16, 2, 2])[0]
         verdict = classify(ua, HEADERS if ua not in (GPTBOT, CURL) else {}, None, "10.1.2.3")
-        agent = enrich.parse_user_agent(ua)
-        human = verdict.label == "human"
         return {
             "visitor_id": self.rnd.getrandbits(62),
             "explicit": n % 10 == 0,
             "session": 0,
-            "fields": {
-                "browser": agent.browser,
-                "browser_version": agent.browser_version,
-                "os": agent.os,
-                "device": agent.device if human else "bot",
-                "label": verdict.label,
-                "agent_name": None if human else verdict.name,
-                "agent_category": verdict.category,
-                "confidence": round(float(verdict.confidence), 4),
-                "tier": verdict.tier,
-                "reasons": list(verdict.reasons)[:10],
-                "detection": {
-                    "log_odds": verdict.log_odds,
-                    "declared": verdict.declared,
-                    "client": verdict.client,
-                    "operator": verdict.operator,
-                    "bot_probability": verdict.bot_probability,
-                },
-                "user_agent": None if human else ua,
-            },
+            "fields": client_columns(ua, verdict),
         }
 
     def one(self) -> dict[str, Any]:
@@ -258,6 +240,41 @@ def decode_cost(rows: Rows, events: int) -> None:
     )
 
 
+@contextmanager
+def throwaway_app(server: str, prefix: str, **config: Any) -> Iterator[tuple[Flask, str]]:
+    """A migrated app, in its app context, on a new database `<prefix>_<random>` of
+    `server`; the database is dropped on the way out, whatever happens."""
+    from flask_migrate import upgrade
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    try:
+        app = create_app(
+            {
+                "PULSE_ENV": "test",
+                "SQLALCHEMY_DATABASE_URI": url,
+                "SECRET_KEY": secrets.token_urlsafe(32),
+                "RATELIMIT_ENABLED": False,
+                "RATELIMIT_STORAGE_URI": "memory://",
+                **config,
+            }
+        )
+        with app.app_context():
+            upgrade()
+            try:
+                yield app, name
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=50_000, help="bulk and drain phases")
@@ -277,25 +294,8 @@ def main() -> None:
     redis = Redis.from_url(redis_url)
     if redis.dbsize():
         raise SystemExit(f"{redis_url} is not empty: pick a free database with --redis-db")
-    name = f"bench_drain_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     try:
-        app = create_app(
-            {
-                "PULSE_ENV": "test",
-                "SQLALCHEMY_DATABASE_URI": url,
-                "SECRET_KEY": secrets.token_urlsafe(32),
-                "REDIS_URL": redis_url,
-                "RATELIMIT_ENABLED": False,
-                "RATELIMIT_STORAGE_URI": "memory://",
-            }
-        )
-        with app.app_context():
-            from flask_migrate import upgrade
-
-            upgrade()
+        with throwaway_app(server, "bench_drain", REDIS_URL=redis_url) as (app, name):
             if not args.no_gc_freeze:
                 gc.freeze()  # as `pulse worker` does once the app is loaded
             print(f"database {name}, Redis {redis_url}, {os.cpu_count()} CPUs", flush=True)
@@ -322,14 +322,8 @@ def main() -> None:
             for threads in (1, 2):
                 rows = Rows(make_site(f"drain{threads}"), args.visitors, 2 + threads)
                 drain(app, redis, rows, args.events, threads, args.time_limit)
-            db.session.remove()
-            db.engine.dispose()
     finally:
         redis.flushdb()
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 if __name__ == "__main__":

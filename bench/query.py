@@ -24,7 +24,6 @@ import argparse
 import gc
 import os
 import random
-import secrets
 import statistics
 import sys
 import time
@@ -37,15 +36,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pulse import create_app  # noqa: E402
 from pulse.detection import classify  # noqa: E402
 from pulse.extensions import db  # noqa: E402
-from pulse.ingest import enrich, store  # noqa: E402
+from pulse.ingest import store  # noqa: E402
+from pulse.ingest.pipeline import client_columns  # noqa: E402
 
 DAYS = 30
 PAGES = [f"/docs/{n}" for n in range(250)] + [f"/blog/{n}" for n in range(49)] + ["/"]
@@ -90,21 +88,7 @@ def _fields(kind: str) -> dict[str, Any]:
     human = kind in ("desktop", "mobile", "tablet")
     headers = {"accept-language": "en-GB,en;q=0.9", "accept": "*/*"} if human else {}
     verdict = classify(ua, headers, None, "81.2.69.142")
-    agent = enrich.parse_user_agent(ua)
-    return {
-        "browser": agent.browser,
-        "browser_version": agent.browser_version,
-        "os": agent.os,
-        "device": agent.device if verdict.label == "human" else "bot",
-        "label": verdict.label,
-        "agent_name": None if verdict.label == "human" else verdict.name,
-        "agent_category": verdict.category,
-        "confidence": round(float(verdict.confidence), 4),
-        "tier": verdict.tier,
-        "reasons": list(verdict.reasons)[:10],
-        "detection": {"log_odds": verdict.log_odds, "bot_probability": verdict.bot_probability},
-        "user_agent": None if verdict.label == "human" else ua,
-    }
+    return client_columns(ua, verdict)
 
 
 class Traffic:
@@ -206,82 +190,58 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
 
 
 def run_size(server: str, events: int, repeat: int, batch: int) -> None:
-    from flask_migrate import upgrade
-
+    from bench.drain import make_site, throwaway_app
     from pulse.analytics import breakdowns, reports
     from pulse.analytics.query import parse_query
 
-    name = f"bench_query_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    try:
-        app = create_app(
-            {
-                "PULSE_ENV": "test",
-                "SQLALCHEMY_DATABASE_URI": url,
-                "SECRET_KEY": secrets.token_urlsafe(32),
-                "RATELIMIT_ENABLED": False,
-                "RATELIMIT_STORAGE_URI": "memory://",
-            }
-        )
-        with app.app_context():
-            upgrade()
-            gc.freeze()
-            from bench.drain import make_site
-
-            site = BenchSite(make_site("query"))
-            end = datetime.now(UTC)
-            started = time.monotonic()
-            loaded = 0
-            for day_rows in Traffic(site.id, events, end).days():
-                for n in range(0, len(day_rows), batch):
-                    loaded += store.write(day_rows[n : n + batch])
-                    db.session.commit()
-                db.session.remove()
-            load_seconds = time.monotonic() - started
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("VACUUM (ANALYZE) events, visits")
-                visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
-                size = conn.execute("SELECT pg_size_pretty(pg_database_size(%s))", (name,))
-                size_text = size.fetchone()[0]
-            print(
-                f"\n{loaded:,} events, {visits:,} visits loaded in {load_seconds:.0f} s "
-                f"({loaded / load_seconds:,.0f} events/s); database {size_text}",
-                flush=True,
-            )
-
-            def count() -> int:
-                return db.session.execute(
-                    db.text("SELECT count(*) FROM events WHERE site_id = :s"), {"s": site.id}
-                ).scalar_one()
-
-            month = parse_query(site, {"period": "30d"}, now=end)
-            filtered = parse_query(
-                site, {"period": "30d", "country": "US", "device": "mobile"}, now=end
-            )
-            cases = [
-                ("count(*) of the site's events", count, None),
-                ("overview, 30 days", lambda: reports.overview(month), 150),
-                ("top pages, 30 days", lambda: breakdowns.top_pages(month), 150),
-                ("sources, 30 days", lambda: breakdowns.sources(month), 150),
-                ("filtered overview (country, device)", lambda: reports.overview(filtered), 1500),
-            ]
-            print(f"{'report':<40} {'p50 ms':>9} {'p95 ms':>9}  target p50")
-            for label, call, target in cases:
-                p50, p95 = timed(call, repeat)
-                db.session.remove()
-                goal = f"< {target} ms" if target else ""
-                print(f"{label:<40} {p50:>9.1f} {p95:>9.1f}  {goal}", flush=True)
-            for label in ("funnel, 3 steps", "retention, 8 weeks"):
-                print(f"{label:<40} {'not built yet':>19}")
+    with throwaway_app(server, "bench_query") as (app, name):
+        gc.freeze()
+        site = BenchSite(make_site("query"))
+        end = datetime.now(UTC)
+        started = time.monotonic()
+        loaded = 0
+        for day_rows in Traffic(site.id, events, end).days():
+            for n in range(0, len(day_rows), batch):
+                loaded += store.write(day_rows[n : n + batch])
+                db.session.commit()
             db.session.remove()
-            db.engine.dispose()
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        load_seconds = time.monotonic() - started
+        url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) events, visits")
+            visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
+            size = conn.execute("SELECT pg_size_pretty(pg_database_size(%s))", (name,))
+            size_text = size.fetchone()[0]
+        print(
+            f"\n{loaded:,} events, {visits:,} visits loaded in {load_seconds:.0f} s "
+            f"({loaded / load_seconds:,.0f} events/s); database {size_text}",
+            flush=True,
+        )
+
+        def count() -> int:
+            return db.session.execute(
+                db.text("SELECT count(*) FROM events WHERE site_id = :s"), {"s": site.id}
+            ).scalar_one()
+
+        month = parse_query(site, {"period": "30d"}, now=end)
+        filtered = parse_query(
+            site, {"period": "30d", "country": "US", "device": "mobile"}, now=end
+        )
+        cases = [
+            ("count(*) of the site's events", count, None),
+            ("overview, 30 days", lambda: reports.overview(month), 150),
+            ("top pages, 30 days", lambda: breakdowns.top_pages(month), 150),
+            ("sources, 30 days", lambda: breakdowns.sources(month), 150),
+            ("filtered overview (country, device)", lambda: reports.overview(filtered), 1500),
+        ]
+        print(f"{'report':<40} {'p50 ms':>9} {'p95 ms':>9}  target p50")
+        for label, call, target in cases:
+            p50, p95 = timed(call, repeat)
+            db.session.remove()
+            goal = f"< {target} ms" if target else ""
+            print(f"{label:<40} {p50:>9.1f} {p95:>9.1f}  {goal}", flush=True)
+        for label in ("funnel, 3 steps", "retention, 8 weeks"):
+            print(f"{label:<40} {'not built yet':>19}")
 
 
 def main() -> None:

@@ -208,15 +208,7 @@ def session_events_batch(call: TrackingCall) -> Reply:
             for e in events
         ]
         body = {**body, "events": events}
-    batch = _parse_batch({k: v for k, v in body.items() if k != "session_id"})
-    prepared, _ = _ingest(
-        call,
-        "batch",
-        batch.events,
-        batch.site or _site_field(call, body),
-        signals=batch.signals,
-        behaviour=batch.behaviour,
-    )
+    prepared = _ingest_batch(call, {k: v for k, v in body.items() if k != "session_id"})
     return Reply({**_session_reply(session_id or "", prepared.rows), **_batch_reply(prepared)})
 
 

@@ -15,6 +15,7 @@ import pydantic
 
 from pulse.api.routing import validation_errors
 from pulse.detection import classify
+from pulse.detection.verdict import Verdict
 from pulse.ingest import enrich, geo, referrers, salts
 from pulse.ingest.facts import RequestFacts
 from pulse.ingest.schemas import TrackEvent
@@ -76,6 +77,35 @@ def _timestamp(
     return ts
 
 
+def client_columns(user_agent: str, verdict: Verdict) -> dict[str, Any]:
+    """The columns an event keeps of its client: browser, OS, device and the verdict.
+
+    The raw user agent is kept only for non-human traffic, so its verdict can be audited.
+    """
+    agent = enrich.parse_user_agent(user_agent)
+    human = verdict.label == "human"
+    return {
+        "browser": agent.browser,
+        "browser_version": agent.browser_version,
+        "os": agent.os,
+        "device": agent.device if human else "bot",
+        "label": verdict.label,
+        "agent_name": None if human else verdict.name,
+        "agent_category": verdict.category,
+        "confidence": round(float(verdict.confidence), 4),
+        "tier": verdict.tier,
+        "reasons": list(verdict.reasons)[:10],
+        "detection": {
+            "log_odds": verdict.log_odds,
+            "declared": verdict.declared,
+            "client": verdict.client,
+            "operator": verdict.operator,
+            "bot_probability": verdict.bot_probability,
+        },
+        "user_agent": None if human else user_agent,
+    }
+
+
 def prepare_item(
     raw: Any,
     sender: Sender,
@@ -114,7 +144,6 @@ def prepare_item(
         return None
     hostname, pathname, utm = enrich.split_url(url)
     ref = referrers.classify_referrer(event.referrer, hostname, utm)
-    agent = enrich.parse_user_agent(user_agent)
     props = dict(event.props)
     if event.element is not None:
         props.update({f"element_{k}": v for k, v in event.element.model_dump().items() if v})
@@ -143,24 +172,7 @@ def prepare_item(
         "utm_term": utm.get("utm_term"),
         "utm_content": utm.get("utm_content"),
         "country": geo.country_for(ip),
-        "browser": agent.browser,
-        "browser_version": agent.browser_version,
-        "os": agent.os,
-        "device": "bot" if verdict.label != "human" else agent.device,
-        "label": verdict.label,
-        "agent_name": verdict.name if verdict.label != "human" else None,
-        "agent_category": verdict.category,
-        "confidence": round(float(verdict.confidence), 4),
-        "tier": verdict.tier,
-        "reasons": list(verdict.reasons)[:10],
-        "detection": {
-            "log_odds": verdict.log_odds,
-            "declared": verdict.declared,
-            "client": verdict.client,
-            "operator": verdict.operator,
-            "bot_probability": verdict.bot_probability,
-        },
-        "user_agent": user_agent if verdict.label != "human" else None,
+        **client_columns(user_agent, verdict),
         "props": props,
         "engaged_ms": event.engaged_ms,
         "scroll_depth": event.scroll_depth,

@@ -25,7 +25,8 @@ from sqlalchemy import select, text
 from pulse import create_app
 from pulse.detection import classify
 from pulse.extensions import db
-from pulse.ingest import bulk, enrich, sessions, store
+from pulse.ingest import bulk, sessions, store
+from pulse.ingest.pipeline import client_columns
 from pulse.models import Event, Visit
 from tests.conftest import _empty_tables, _settings
 from tests.factories import make_tenant
@@ -71,8 +72,6 @@ def pg(pg_app: Flask) -> Iterator[SimpleNamespace]:
 def row(site_id: int, visitor: int, ts: datetime, name: str, path: str, ua: str) -> dict:
     """A row shaped like pipeline.prepare_item's."""
     verdict = classify(ua, HEADERS if ua == CHROME else {}, None, "10.0.0.1")
-    agent = enrich.parse_user_agent(ua)
-    human = verdict.label == "human"
     return {
         "site_id": site_id,
         "event_uid": f"u{random.getrandbits(48):x}",
@@ -93,24 +92,7 @@ def row(site_id: int, visitor: int, ts: datetime, name: str, path: str, ua: str)
         "utm_term": None,
         "utm_content": None,
         "country": "GB",
-        "browser": agent.browser,
-        "browser_version": agent.browser_version,
-        "os": agent.os,
-        "device": agent.device if human else "bot",
-        "label": verdict.label,
-        "agent_name": None if human else verdict.name,
-        "agent_category": verdict.category,
-        "confidence": round(float(verdict.confidence), 4),
-        "tier": verdict.tier,
-        "reasons": list(verdict.reasons)[:10],
-        "detection": {
-            "log_odds": verdict.log_odds,
-            "declared": verdict.declared,
-            "client": verdict.client,
-            "operator": verdict.operator,
-            "bot_probability": verdict.bot_probability,
-        },
-        "user_agent": None if human else ua,
+        **client_columns(ua, verdict),
         "props": {},
         "engaged_ms": None,
         "scroll_depth": None,
