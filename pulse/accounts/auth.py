@@ -12,14 +12,20 @@ from pulse.extensions import db, login_manager
 from pulse.models import User
 
 
+def key_in_headers(authorization: str, api_key: str) -> str | None:
+    """The API key of an `Authorization: Bearer` or an `X-API-Key` header value, if any."""
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return api_key.strip() or None
+
+
 def presented_key(allow_query: bool = False) -> str | None:
     """The API key in `Authorization: Bearer`, `X-API-Key`, or (pixel only) `?k=`."""
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    key = request.headers.get("X-API-Key")
-    if key:
-        return key.strip()
+    key = key_in_headers(
+        request.headers.get("Authorization", ""), request.headers.get("X-API-Key", "")
+    )
+    if key is not None:
+        return key
     if allow_query:
         return request.args.get("k") or None
     return None

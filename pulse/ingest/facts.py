@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pulse.accounts.auth import key_in_headers
 from pulse.models import utcnow
 
 # Headers the classifier looks at; nothing else of the request is kept.
@@ -66,12 +67,6 @@ class TrackingCall:
         return value or None
 
 
-def _secret(authorization: str, api_key: str) -> str | None:
-    if authorization[:7].lower() == "bearer ":
-        return authorization[7:].strip()
-    return api_key.strip() or None
-
-
 def facts_from_environ(environ: dict[str, Any]) -> RequestFacts:
     """The facts of a WSGI request (REMOTE_ADDR as ProxyFix left it)."""
     headers = {}
@@ -102,7 +97,7 @@ def call_from_environ(environ: dict[str, Any], body: bytes) -> TrackingCall:
         body=body,
         args=args,
         facts=facts_from_environ(environ),
-        secret=_secret(authorization, api_key),
+        secret=key_in_headers(authorization, api_key),
         has_auth_header=bool(authorization or api_key),
     )
 
@@ -112,10 +107,3 @@ def call_from_flask() -> TrackingCall:
     from flask import request
 
     return call_from_environ(request.environ, request.get_data(cache=True))
-
-
-def read_facts() -> RequestFacts:
-    """The facts of Flask's current request (client IP as ProxyFix left it)."""
-    from flask import request
-
-    return facts_from_environ(request.environ)
