@@ -84,6 +84,23 @@ class ServiceUnavailable(PulseError):
     status, code = 503, "service_unavailable"
 
 
+class PayloadTooLarge(PulseError):
+    status, code = 413, "payload_too_large"
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__(f"The request body is larger than the {limit} bytes allowed.")
+
+
+def server_error(request_id: str | None) -> PulseError:
+    """The 500 answered for an unexpected exception: its id, never its details."""
+    return PulseError(
+        "An unexpected error occurred.",
+        code="server_error",
+        status=500,
+        extra={"request_id": request_id},
+    )
+
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -133,8 +150,7 @@ def _from_http_exception(exc: HTTPException) -> PulseError:
     elif status == 405:
         message = f"Method {request.method} is not allowed here."
     elif status == 413:
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        message = f"The request body is larger than the {limit} bytes allowed."
+        message = PayloadTooLarge(current_app.config.get("MAX_CONTENT_LENGTH")).message
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if status == 405 and getattr(exc, "valid_methods", None):
@@ -185,11 +201,4 @@ def register_error_handlers(app: Flask) -> None:
         db.session.rollback()
         if not isinstance(exc, HTTPException):
             log.exception("unhandled error on %s %s", request.method, request.path)
-        request_id = getattr(g, "request_id", None)
-        error = PulseError(
-            "An unexpected error occurred.",
-            code="server_error",
-            status=500,
-            extra={"request_id": request_id},
-        )
-        return error_response(error)
+        return error_response(server_error(getattr(g, "request_id", None)))

@@ -30,6 +30,11 @@ API_CORS_HEADERS = {
 }
 
 
+def request_id(incoming: str) -> str:
+    """The caller's X-Request-ID when it looks like one, else a new id."""
+    return incoming if REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+
+
 class OrjsonProvider(JSONProvider):
     """orjson for every JSON body: faster, and datetimes come out as RFC 3339."""
 
@@ -65,8 +70,7 @@ def init_app(app: Flask) -> None:
         # open across requests: drop what belongs to the previous request's caller.
         for name in REQUEST_SCOPED:
             g.pop(name, None)
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+        g.request_id = request_id(request.headers.get("X-Request-ID", ""))
 
     @app.after_request
     def finish_response(response):

@@ -11,7 +11,6 @@ with the handlers, error bodies and headers the Flask views of the same paths us
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -20,9 +19,9 @@ import orjson
 from flask import Flask
 from werkzeug.wsgi import get_input_stream
 
-from pulse.errors import BadRequest, PulseError
+from pulse.errors import BadRequest, PayloadTooLarge, PulseError, server_error
 from pulse.extensions import db
-from pulse.http import API_CORS_HEADERS, REQUEST_ID
+from pulse.http import API_CORS_HEADERS, request_id
 from pulse.ingest.accept import count_rejected
 from pulse.ingest.facts import call_from_environ
 from pulse.ingest.handlers import ROUTES, Handler, Reply
@@ -43,18 +42,13 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError as exc:
         raise BadRequest("Content-Length is not a number.", code="bad_request") from exc
-    too_large = PulseError(
-        f"The request body is larger than the {limit} bytes allowed.",
-        code="payload_too_large",
-        status=413,
-    )
     if length > limit:
-        raise too_large
+        raise PayloadTooLarge(limit)
     if length and "HTTP_TRANSFER_ENCODING" not in environ:
         return environ["wsgi.input"].read(length)  # the server bounds it by Content-Length
     body = get_input_stream(environ, safe_fallback=True).read(limit + 1)
     if len(body) > limit:
-        raise too_large
+        raise PayloadTooLarge(limit)
     return body
 
 
@@ -63,8 +57,7 @@ def answer(
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     """Run a tracking handler on a WSGI request: status, headers and body of the answer."""
     handler, kind = route
-    incoming = environ.get("HTTP_X_REQUEST_ID", "")
-    request_id = incoming if REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    rid = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
     call = None
     with app.app_context():
         try:
@@ -83,18 +76,12 @@ def answer(
             log.exception(
                 "unhandled error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
             )
-            error = PulseError(
-                "An unexpected error occurred.",
-                code="server_error",
-                status=500,
-                extra={"request_id": request_id},
-            )
-            reply = Reply(error.body(), 500)
+            reply = Reply(server_error(rid).body(), 500)
     content = reply.body if isinstance(reply.body, bytes) else orjson.dumps(reply.body)
     headers = [
         ("Content-Type", reply.media_type),
         ("Content-Length", str(len(content))),
-        ("X-Request-ID", request_id),
+        ("X-Request-ID", rid),
         *COMMON_HEADERS,
         *reply.headers.items(),
     ]
