@@ -8,10 +8,11 @@ integer ranges. Only the provider's name ever leaves this module, never the addr
 from __future__ import annotations
 
 import ipaddress
-import socket
 from bisect import bisect_right
 from functools import cache
 from pathlib import Path
+
+from pulse.net import ipv4_value
 
 RANGES_FILE = Path(__file__).with_name("datacenter_ranges.txt")
 
@@ -69,11 +70,8 @@ def cloud_provider(ip: object) -> str | None:
     if not isinstance(ip, str) or not ip or len(ip) > 64:
         return None
     if ":" not in ip:  # dotted-quad IPv4, most traffic: no ipaddress object needed
-        try:
-            packed = socket.inet_pton(socket.AF_INET, ip.strip())
-        except (OSError, ValueError):  # not an address; ValueError: a NUL in it
-            return None
-        return _tables()[0].find(int.from_bytes(packed, "big"))
+        value = ipv4_value(ip.strip())
+        return None if value is None else _tables()[0].find(value)
     try:
         address = ipaddress.ip_address(ip.strip())
     except ValueError:

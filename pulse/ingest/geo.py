@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
 import threading
 from bisect import bisect_right
 from collections.abc import Callable
+
+from pulse.net import ipv4_value
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +74,9 @@ _V4_ENDS = [int(net.broadcast_address) for net in _NOT_GLOBAL_V4]
 
 def _public_v4(text: str) -> str | None:
     """Fast path for dotted-quad IPv4 (most traffic): a bisect over the non-global ranges."""
-    try:
-        packed = socket.inet_pton(socket.AF_INET, text)
-    except (OSError, ValueError):  # not an address; ValueError: a NUL in it
+    value = ipv4_value(text)
+    if value is None:
         return None
-    value = int.from_bytes(packed, "big")
     index = bisect_right(_V4_STARTS, value) - 1
     if index >= 0 and value <= _V4_ENDS[index]:
         return None

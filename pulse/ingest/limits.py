@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import socket
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +20,7 @@ from redis.exceptions import RedisError
 
 from pulse.errors import PulseError
 from pulse.extensions import limiter
+from pulse.net import ipv4_value
 
 log = logging.getLogger(__name__)
 WINDOW = 60  # seconds
@@ -100,11 +100,8 @@ def whitelisted(ip: str) -> bool:
         return False
     allowed = _whitelist(tuple(entries))
     if ":" not in ip:
-        try:
-            value = int.from_bytes(socket.inet_pton(socket.AF_INET, ip), "big")
-        except (OSError, ValueError):
-            return False
-        return any(start <= value <= end for start, end in allowed.v4)
+        value = ipv4_value(ip)
+        return value is not None and any(start <= value <= end for start, end in allowed.v4)
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
