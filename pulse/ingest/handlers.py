@@ -39,9 +39,14 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _json_body(call: TrackingCall) -> dict[str, Any]:
+def _check_args(call: TrackingCall) -> None:
+    """NUL cannot be stored in PostgreSQL text: refuse it in the query string too."""
     if any("\x00" in value for value in call.args.values()):
         raise BadRequest("Parameters must not contain NUL characters.", code="invalid_parameter")
+
+
+def _json_body(call: TrackingCall) -> dict[str, Any]:
+    _check_args(call)
     return decode_json_object(call.body)
 
 
@@ -238,8 +243,7 @@ def session_end(call: TrackingCall) -> Reply:
 
 def pixel(call: TrackingCall) -> Reply:
     """`?k=<site key or API key>&u=<url>&r=<referrer>&e=<event name>`; answers a GIF."""
-    if any("\x00" in value for value in call.args.values()):
-        raise BadRequest("Parameters must not contain NUL characters.", code="invalid_parameter")
+    _check_args(call)
     event = {
         "name": call.arg("e") or "pageview",
         "url": call.arg("u") or call.facts.headers.get("referer"),
