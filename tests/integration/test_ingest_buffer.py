@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import orjson
 import pytest
 import redis
+from flask import Flask
 
 from pulse import create_app
 from pulse.extensions import db
@@ -16,17 +20,25 @@ from tests.factories import make_tenant
 from tests.integration.test_ingest import BROWSER, pageview, send
 
 
-@pytest.fixture
-def buffered_app(settings, redis_url):
+@contextmanager
+def redis_app(settings, redis_url, **overrides) -> Iterator[Flask]:
+    """An app buffering in the (flushed) test Redis, in its app context, emptied after."""
     redis.Redis.from_url(redis_url).flushdb()
     # The test Redis keeps nothing on disk: buffer in it anyway.
-    app = create_app({**settings, "REDIS_URL": redis_url, "INGEST_BUFFER_REQUIRE_AOF": False})
+    config = {**settings, "REDIS_URL": redis_url, "INGEST_BUFFER_REQUIRE_AOF": False}
+    app = create_app({**config, **overrides})
     with app.app_context():
         clear_cache()
         yield app
         db.session.remove()
         _empty_tables()
     redis.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture
+def buffered_app(settings, redis_url):
+    with redis_app(settings, redis_url) as app:
+        yield app
 
 
 def count() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import redis
 
 from pulse import create_app
 from pulse.extensions import db
@@ -12,6 +11,7 @@ from pulse.ingest.sites import clear_cache
 from tests.conftest import _empty_tables
 from tests.factories import make_tenant
 from tests.integration.test_ingest import BROWSER, pageview, send
+from tests.integration.test_ingest_buffer import redis_app
 
 # (path, body builder) for every JSON tracking route; the site key is filled in.
 ROUTES = [
@@ -97,22 +97,9 @@ def test_invalid_requests_count_against_the_per_ip_limit(settings):
 
 @pytest.fixture
 def redis_limited_app(settings, redis_url):
-    redis.Redis.from_url(redis_url).flushdb()
-    app = create_app(
-        {
-            **settings,
-            "REDIS_URL": redis_url,
-            "INGEST_BUFFER_REQUIRE_AOF": False,
-            "RATELIMIT_ENABLED": True,
-            "RATELIMIT_STORAGE_URI": redis_url,
-        }
-    )
-    with app.app_context():
-        clear_cache()
+    limited = {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": redis_url}
+    with redis_app(settings, redis_url, **limited) as app:
         yield app
-        db.session.remove()
-        _empty_tables()
-    redis.Redis.from_url(redis_url).flushdb()
 
 
 def test_per_ip_limit_in_redis_buffers_nothing_over_the_limit(redis_limited_app):
