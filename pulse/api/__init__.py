@@ -29,7 +29,17 @@ limiter.limit(
 )(bp)
 csrf.exempt(bp)
 
-from pulse.api import accounts, analytics, keys, sites, system, teams  # noqa: E402,F401  (routes)
+from pulse.api import (  # noqa: E402,F401  (routes)
+    accounts,
+    analytics,
+    analytics_explore,
+    analytics_funnels,
+    analytics_live,
+    keys,
+    sites,
+    system,
+    teams,
+)
 
 
 def init_app(app: Flask) -> None:

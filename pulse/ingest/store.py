@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from pulse.analytics import stream
 from pulse.extensions import db
 from pulse.ingest import bulk, sessions
 from pulse.models import Event
@@ -50,8 +51,12 @@ def write(rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     if db.session.get_bind().dialect.name == "postgresql":
-        return bulk.write(rows)
-    return write_orm(rows)
+        written = bulk.write(rows)
+    else:
+        written = write_orm(rows)
+    if written:
+        stream.publish(rows)
+    return written
 
 
 def write_orm(rows: list[dict[str, Any]]) -> int:

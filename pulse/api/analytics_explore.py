@@ -1,0 +1,1 @@
+"""Explorers as JSON: raw events, sessions, one session, properties, heatmap, POST /query."""

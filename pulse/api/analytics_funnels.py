@@ -1,0 +1,1 @@
+"""Funnel and retention reports as JSON (seed 002's funnel; cohorts by first-seen period)."""

@@ -1,0 +1,1 @@
+"""Live data as JSON and Server-Sent Events, agent reports and anomalies."""
