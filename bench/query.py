@@ -191,7 +191,7 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
 
 def run_size(server: str, events: int, repeat: int, batch: int) -> None:
     from bench.drain import make_site, throwaway_app
-    from pulse.analytics import breakdowns, reports
+    from pulse.analytics import breakdowns, reports, rollups
     from pulse.analytics.query import parse_query
 
     with throwaway_app(server, "bench_query") as (app, name):
@@ -206,15 +206,23 @@ def run_size(server: str, events: int, repeat: int, batch: int) -> None:
                 db.session.commit()
             db.session.remove()
         load_seconds = time.monotonic() - started
+        started = time.monotonic()
+        built = rollups.refresh_due(now=end, limit=100_000)
+        build_seconds = time.monotonic() - started
         url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM (ANALYZE) events, visits")
+            conn.execute("VACUUM (ANALYZE) events, visits, rollup_hits, rollup_visits, rollup_days")
             visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(%s))", (name,))
             size_text = size.fetchone()[0]
         print(
             f"\n{loaded:,} events, {visits:,} visits loaded in {load_seconds:.0f} s "
             f"({loaded / load_seconds:,.0f} events/s); database {size_text}",
+            flush=True,
+        )
+        print(
+            f"roll-ups of {built} closed days built in {build_seconds:.1f} s "
+            f"({build_seconds / max(built, 1):.2f} s a day); today is read raw",
             flush=True,
         )
 
@@ -227,12 +235,15 @@ def run_size(server: str, events: int, repeat: int, batch: int) -> None:
         filtered = parse_query(
             site, {"period": "30d", "country": "US", "device": "mobile"}, now=end
         )
+        by_country = parse_query(site, {"period": "30d", "country": "US"}, now=end)
         cases = [
             ("count(*) of the site's events", count, None),
             ("overview, 30 days", lambda: reports.overview(month), 150),
             ("top pages, 30 days", lambda: breakdowns.top_pages(month), 150),
             ("sources, 30 days", lambda: breakdowns.sources(month), 150),
             ("filtered overview (country, device)", lambda: reports.overview(filtered), 1500),
+            ("overview filtered by country", lambda: reports.overview(by_country), None),
+            ("timeseries by day, 30 days", lambda: reports.timeseries(month, "day"), None),
         ]
         print(f"{'report':<40} {'p50 ms':>9} {'p95 ms':>9}  target p50")
         for label, call, target in cases:

@@ -36,6 +36,7 @@ def register(app: Flask) -> None:
         jobs,
         openapi,
         ingest,
+        rollups,
         import_log,
     ):
         app.cli.add_command(command)
@@ -225,6 +226,24 @@ def ingest_drain() -> None:
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("no REDIS_URL: events are written directly, nothing to drain")
     click.echo(f"{drain_all(current_app._get_current_object())} events written")
+
+
+@click.group()
+def rollups() -> None:
+    """Daily roll-ups that answer the common reports."""
+
+
+@rollups.command("refresh")
+@click.option("--all", "everything", is_flag=True, help="Also mark days stored before roll-ups.")
+@with_appcontext
+def rollups_refresh(everything: bool) -> None:
+    """Build every closed day whose roll-up is missing or stale, now."""
+    from pulse.analytics import rollups as daily
+
+    if everything:
+        daily.mark_existing()
+        db.session.commit()
+    click.echo(f"{daily.refresh_due(limit=100_000)} days built")
 
 
 @click.command("import-log")

@@ -48,7 +48,7 @@ def breakdown(q: Query, name: str | Dimension, limit: int | None = None) -> dict
     limit = limit or q.limit
     rows = []
     if dim.session_scoped:
-        for r in raw.visit_counts(q, dim.on_visits(), limit=limit):
+        for r in raw.visit_counts(q, dim.on_visits(), limit=limit, dimension=dim.name):
             sessions = r["sessions"]
             metrics = {
                 "visitors": r["visitors"],
@@ -60,7 +60,7 @@ def breakdown(q: Query, name: str | Dimension, limit: int | None = None) -> dict
             }
             rows.append(_row(dim, r["g"], metrics))
     else:
-        for r in raw.event_counts(q, dim.on_events(), limit=limit):
+        for r in raw.event_counts(q, dim.on_events(), limit=limit, dimension=dim.name):
             metrics = {
                 "visitors": r["visitors"],
                 "pageviews": r["pageviews"],

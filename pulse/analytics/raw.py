@@ -1,9 +1,10 @@
-"""Aggregates read from the raw `events` and `visits` tables: the roll-up seam.
+"""Aggregates of events and visits: the seam between reports and storage.
 
 Each function answers "these counts, grouped by this key" for a Query. Reports
-only call these two, so a roll-up table can later answer the queries it covers
-(no hit-level filter, day buckets, a session dimension) behind the same
-signatures, and fall back to the raw tables otherwise.
+only call these two. When the grouping is a named dimension (or none) that the
+daily roll-ups cover (rollups.py), the whole UTC days of the range with a fresh
+roll-up are read from `rollup_hits` / `rollup_visits`, the rest from the raw
+`events` and `visits` tables, and the two are added: the same numbers, faster.
 
 Every classification is read at once: the selected traffic through conditional
 aggregates, and the human/agent/bot split beside it, so one query serves a
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import case, distinct, func, nulls_last, select
 from sqlalchemy.sql.expression import ColumnElement
 
+from pulse.analytics import rollups
 from pulse.analytics.dimensions import EVENTS, VISITS
 from pulse.analytics.expressions import BinaryOrder
 from pulse.analytics.query import LABELS, Query
@@ -80,13 +82,36 @@ def event_counts(
     *,
     limit: int | None = None,
     sessions: bool = False,
+    dimension: str | None = None,
+    interval: str | None = None,
 ) -> list[dict[str, Any]]:
     """Hits grouped by `key` (an expression over events): visitors, pageviews, events.
 
     With `limit`, only groups with selected traffic, the busiest first. Also
     `<label>_visitors` and `<label>_pageviews` for every label, whatever the
-    classification, and with `sessions` the distinct sessions seen.
+    classification, and with `sessions` the distinct sessions seen. `dimension`
+    names what `key` is (a dimension of dimensions.py), or `interval` says it is
+    `sql.bucket_key` of that interval, so roll-ups may answer.
     """
+    if not sessions and (key is None or dimension is not None or interval is not None):
+        runs = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS)
+        if runs:
+            rolled = rollups.hit_counts(q, rollups.DAY if interval else dimension, runs)
+            if interval is not None:
+                rolled = rollups.by_bucket(rolled, q, interval)
+            parts = [rolled] + [_raw_event_counts(p, key) for p in rollups.not_covered(q, runs)]
+            return _combine(parts, key is not None, limit, "pageviews")
+    return _raw_event_counts(q, key, limit=limit, sessions=sessions)
+
+
+def _raw_event_counts(
+    q: Query,
+    key: ColumnElement[Any] | None = None,
+    *,
+    limit: int | None = None,
+    sessions: bool = False,
+) -> list[dict[str, Any]]:
+    """event_counts from the raw events table."""
     columns = [EVENTS.c.visitor_id, EVENTS.c.name, EVENTS.c.label, EVENTS.c.session_id]
     if key is not None:
         columns.append(key.label("g"))
@@ -112,13 +137,67 @@ def event_counts(
 
 
 def visit_counts(
-    q: Query, key: ColumnElement[Any] | None = None, *, limit: int | None = None
+    q: Query,
+    key: ColumnElement[Any] | None = None,
+    *,
+    limit: int | None = None,
+    dimension: str | None = None,
+    interval: str | None = None,
 ) -> list[dict[str, Any]]:
     """Visits started in the range grouped by `key` (an expression over visits).
 
     visitors, sessions, pageviews, bounces, duration (sum of seconds), scored and
     score (sum of engagement scores), and `<label>_visitors` / `<label>_sessions`.
+    `dimension` or `interval` name what `key` is, as for event_counts.
     """
+    if key is None or dimension is not None or interval is not None:
+        runs = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS)
+        if runs:
+            rolled = rollups.visit_counts(q, rollups.DAY if interval else dimension, runs)
+            if interval is not None:
+                rolled = rollups.by_bucket(rolled, q, interval)
+            parts = [rolled] + [_raw_visit_counts(p, key) for p in rollups.not_covered(q, runs)]
+            return _combine(parts, key is not None, limit, "sessions")
+    return _raw_visit_counts(q, key, limit=limit)
+
+
+def _covered(
+    q: Query, dimension: str | None, interval: str | None, dimensions: dict[str, str | None]
+) -> rollups.Runs:
+    """The days roll-ups answer, when they can answer this question at all."""
+    if interval is not None and not rollups.utc_calendar(q, interval):
+        return []
+    if not rollups.usable(q, rollups.DAY if interval else dimension, dimensions):
+        return []
+    return rollups.covered(q)
+
+
+def _combine(
+    parts: list[list[dict[str, Any]]], grouped: bool, limit: int | None, second: str
+) -> list[dict[str, Any]]:
+    """Add the rows of disjoint days, then rank and cut them as the SQL would."""
+    totals: dict[Any, dict[str, Any]] = {}
+    for rows in parts:
+        for row in rows:
+            key = row.get("g") if grouped else None
+            into = totals.setdefault(key, {"g": key} if grouped else {})
+            for name, value in row.items():
+                if name != "g":
+                    into[name] = into.get(name, 0) + _plain(value or 0)
+    rows = list(totals.values())
+    if not grouped:
+        return rows
+    if limit is not None:
+        rows = [r for r in rows if r["visitors"] > 0]
+        rows.sort(key=lambda r: (-r["visitors"], -r[second], r["g"] is None, r["g"] or ""))
+        rows = rows[:limit]
+    return rows
+
+
+def _raw_visit_counts(
+    q: Query, key: ColumnElement[Any] | None = None, *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """visit_counts from the raw visits table."""
     columns = [
         VISITS.c.visitor_id,
         VISITS.c.label,

@@ -94,8 +94,10 @@ def timeseries(q: Query, interval: str | None = None) -> dict[str, Any]:
     """Counts per hour, day, week or month of the site's calendar, empty buckets as zeros."""
     interval = interval or q.bucket_interval
     buckets = bucket_starts(q.tz, q.start, q.end, interval)
-    hits = {r["g"]: r for r in raw.event_counts(q, bucket_key(EVENTS.c.ts, q, interval))}
-    visits = {r["g"]: r for r in raw.visit_counts(q, bucket_key(VISITS.c.started_at, q, interval))}
+    hit_key = bucket_key(EVENTS.c.ts, q, interval)
+    visit_key = bucket_key(VISITS.c.started_at, q, interval)
+    hits = {r["g"]: r for r in raw.event_counts(q, hit_key, interval=interval)}
+    visits = {r["g"]: r for r in raw.visit_counts(q, visit_key, interval=interval)}
     points = []
     for bucket in buckets:
         h = hits.get(bucket.key)

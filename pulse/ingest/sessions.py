@@ -199,7 +199,10 @@ def assign(rows: list[dict[str, Any]], visits: Visits | None = None) -> None:
         for row in site_rows:
             visit = _visit_for(visits, row, site_id, known, current)
             row["session_id"] = visit.id
+            started = visit.started_at
             _absorb(visit, row)
+            # The visit's start before and after this row: the days whose roll-ups it changes.
+            row["visit_starts"] = (started, visit.started_at)
 
 
 def _visit_for(

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from pulse.analytics import stream
+from pulse.analytics import rollups, stream
 from pulse.extensions import db
 from pulse.ingest import bulk, sessions
 from pulse.models import Event
@@ -55,6 +55,7 @@ def write(rows: list[dict[str, Any]]) -> int:
     else:
         written = write_orm(rows)
     if written:
+        rollups.note_written(rows)
         stream.publish(rows)
     return written
 

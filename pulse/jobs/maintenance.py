@@ -37,3 +37,11 @@ def prune_expired() -> dict[str, int]:
 def purge_expired_records() -> dict[str, int]:
     """The periodic job: what `prune_expired` removed, kept as the RQ result."""
     return prune_expired()
+
+
+@job
+def refresh_rollups() -> int:
+    """The periodic job: build the roll-ups of closed days that are missing or stale."""
+    from pulse.analytics import rollups
+
+    return rollups.refresh_due()

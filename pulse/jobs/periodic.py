@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pulse.jobs.maintenance import purge_expired_records
+from pulse.jobs.maintenance import purge_expired_records, refresh_rollups
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,11 @@ class PeriodicJob:
         return self.func.__name__
 
 
-PERIODIC_JOBS: tuple[PeriodicJob, ...] = (PeriodicJob(purge_expired_records, cron="17 * * * *"),)
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob(purge_expired_records, cron="17 * * * *"),
+    # Every few minutes: a day's roll-up is built soon after it has settled (rollups.SETTLE).
+    PeriodicJob(refresh_rollups, cron="*/5 * * * *"),
+)
 
 
 def register_all(scheduler: Any) -> None:

@@ -4,6 +4,7 @@ from pulse.models.api_key import ApiKey
 from pulse.models.audit import AuditLog
 from pulse.models.event import DailySalt, Event, Visit
 from pulse.models.idempotency import IdempotencyRecord
+from pulse.models.rollup import RollupDay, RollupHit, RollupVisit
 from pulse.models.site import Site
 from pulse.models.team import ROLES, TIERS, Invitation, Membership, Team
 from pulse.models.types import utcnow
@@ -19,6 +20,9 @@ __all__ = [
     "IdempotencyRecord",
     "Invitation",
     "Membership",
+    "RollupDay",
+    "RollupHit",
+    "RollupVisit",
     "Site",
     "Team",
     "User",

@@ -1,0 +1,566 @@
+"""Daily roll-ups: build them from raw rows, keep them fresh, and read them for raw.py.
+
+Life of a day (one site, one UTC day):
+1. `note_written` (called by store.write in the writer's transaction) makes sure the
+   day has a `rollup_days` row; a write to a day that is already over bumps its
+   `version`, since its roll-up no longer matches the raw rows.
+2. `refresh_due` (the periodic job `refresh_rollups`, or `pulse rollups refresh`)
+   builds each closed day whose `built_version` is not its `version`, from the raw
+   `events` and `visits` of that day, in one transaction per day.
+3. `covered` finds the whole UTC days of a range whose roll-ups are fresh; raw.py
+   reads those days from `rollup_hits` / `rollup_visits` and the rest of the range
+   (today, the partial days at the edges, days not built) from the raw tables, and
+   adds the two. Visitor ids rotate with the UTC day, so the sum is exact.
+
+A day is built only once it has been over for `SETTLE` minutes: a write that
+checked "is this day over?" just before midnight has committed by then.
+
+What a roll-up answers: totals and one dimension of `HIT_DIMENSIONS` (hits) or
+`VISIT_DIMENSIONS` (visits), for any classification, with at most a filter on that
+same dimension. Property filters, several filters, hourly buckets and time-of-day
+questions go to the raw tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    String,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.expression import ColumnElement
+
+from pulse.analytics.buckets import key_of, month_starts, offset_segments
+from pulse.analytics.dimensions import EVENTS, VISITS
+from pulse.analytics.query import LABELS, Filter, Query
+from pulse.extensions import db
+from pulse.models import RollupDay, RollupHit, RollupVisit, utcnow
+from pulse.models.rollup import LABEL_BITS
+
+log = logging.getLogger(__name__)
+
+SETTLE = timedelta(minutes=10)
+Runs = list[tuple[datetime, datetime]]  # [start, end) of consecutive UTC days, UTC midnights
+ALL_BITS = sum(LABEL_BITS.values())
+# Dimension name -> column of events / visits ("" is the site's total).
+HIT_DIMENSIONS: dict[str, str | None] = {
+    "": None,
+    "page": "pathname",
+    "hostname": "hostname",
+    "event": "name",
+    "country": "country",
+    "browser": "browser",
+    "os": "os",
+    "device": "device",
+    "agent": "agent_name",
+    "agent_category": "agent_category",
+    "utm_term": "utm_term",
+    "utm_content": "utm_content",
+}
+VISIT_DIMENSIONS: dict[str, str | None] = {
+    "": None,
+    "entry_page": "entry_path",
+    "exit_page": "exit_path",
+    "source": "source",
+    "channel": "channel",
+    "referrer": "referrer_host",
+    "utm_source": "utm_source",
+    "utm_medium": "utm_medium",
+    "utm_campaign": "utm_campaign",
+    "country": "country",
+    "browser": "browser",
+    "os": "os",
+    "device": "device",
+    "agent": "agent_name",
+    "agent_category": "agent_category",
+}
+VISIT_SUMS = ("pageviews", "bounces", "duration", "scored", "score")
+DAY = "@day"  # not a dimension: group by the roll-up's day (time series of UTC sites)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _utc_day(ts: datetime) -> date:
+    return (ts if ts.tzinfo is None else ts.astimezone(UTC)).date()
+
+
+# --- keeping track of what changed ---------------------------------------------------
+
+
+def note_written(rows: Iterable[dict[str, Any]], now: datetime | None = None) -> None:
+    """Record the days these stored rows (and the visits they touched) belong to.
+
+    Rows carry `visit_starts` (set by sessions.assign): when their visit started before
+    and after the row, since a late hit changes a visit begun on an earlier day.
+    """
+    today = _utc_day(now or utcnow())
+    days: dict[tuple[int, date], bool] = {}
+    for row in rows:
+        site_id = row["site_id"]
+        for ts in (row["ts"], *row.get("visit_starts", ())):
+            day = _utc_day(ts)
+            days[(site_id, day)] = day < today
+    _mark(days)
+
+
+def _mark(days: dict[tuple[int, date], bool]) -> None:
+    """Upsert `rollup_days` rows; a closed day (True) gets its version bumped."""
+    dialect = db.session.get_bind().dialect.name
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    keys = [RollupDay.site_id, RollupDay.day]
+    for closed in (False, True):
+        values = [
+            {"site_id": site_id, "day": day, "version": 1 if closed else 0}
+            for (site_id, day), is_closed in sorted(days.items())
+            if is_closed is closed
+        ]
+        if not values:
+            continue
+        statement = make(RollupDay).values(values)
+        if closed:
+            statement = statement.on_conflict_do_update(
+                index_elements=keys, set_={"version": RollupDay.version + 1}
+            )
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
+        db.session.execute(statement)
+
+
+def mark_existing(site_id: int | None = None) -> int:
+    """Mark every day that has events as due (data stored before roll-ups existed)."""
+    day = func.date(EVENTS.c.ts)
+    if db.session.get_bind().dialect.name == "postgresql":
+        day = func.date(func.timezone("UTC", EVENTS.c.ts))
+    found = select(EVENTS.c.site_id, day).distinct()
+    if site_id is not None:
+        found = found.where(EVENTS.c.site_id == site_id)
+    days = {(sid, _as_date(value)): True for sid, value in db.session.execute(found).all()}
+    _mark(days)
+    return len(days)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# --- building ------------------------------------------------------------------------
+
+
+def _label_bit(label: ColumnElement[str], name: str) -> ColumnElement[int]:
+    return func.max(case((label == name, LABEL_BITS[name]), else_=0))
+
+
+def _count_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _hits_statement(site_id: int, day: date) -> Any:
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    where = (
+        EVENTS.c.site_id == site_id,
+        EVENTS.c.ts >= start,
+        EVENTS.c.ts < end,
+        EVENTS.c.name != "session_end",
+    )
+    parts = [
+        select(
+            literal(name, String).label("dim"),
+            (EVENTS.c[column] if column else literal(None, String)).label("value"),
+            EVENTS.c.visitor_id,
+            EVENTS.c.label,
+            EVENTS.c.name,
+        ).where(*where)
+        for name, column in HIT_DIMENSIONS.items()
+    ]
+    hits = union_all(*parts).subquery()
+    pageview = hits.c.name == "pageview"
+    per_visitor = (
+        select(
+            hits.c.dim,
+            hits.c.value,
+            sum((_label_bit(hits.c.label, name) for name in LABELS), literal(0)).label("mask"),
+            *[
+                _count_when((hits.c.label == name) & pageview).label(f"pageviews_{name}")
+                for name in LABELS
+            ],
+            *[
+                _count_when((hits.c.label == name) & ~pageview).label(f"events_{name}")
+                for name in LABELS
+            ],
+        )
+        .group_by(hits.c.dim, hits.c.value, hits.c.visitor_id)
+        .subquery()
+    )
+    sums = [f"{metric}_{name}" for metric in ("pageviews", "events") for name in LABELS]
+    rows = select(
+        literal(site_id),
+        literal(day),
+        per_visitor.c.dim,
+        per_visitor.c.value,
+        per_visitor.c.mask,
+        func.count(),
+        *[func.sum(per_visitor.c[column]) for column in sums],
+    ).group_by(per_visitor.c.dim, per_visitor.c.value, per_visitor.c.mask)
+    columns = ["site_id", "day", "dim", "value", "mask", "visitors", *sums]
+    return insert(RollupHit).from_select(columns, rows)
+
+
+def _visits_statement(site_id: int, day: date) -> Any:
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    where = (VISITS.c.site_id == site_id, VISITS.c.started_at >= start, VISITS.c.started_at < end)
+    scored = VISITS.c.engagement_score.is_not(None)
+    parts = [
+        select(
+            literal(name, String).label("dim"),
+            (VISITS.c[column] if column else literal(None, String)).label("value"),
+            VISITS.c.visitor_id,
+            VISITS.c.label,
+            VISITS.c.pageviews,
+            case((VISITS.c.is_bounce.is_(True), 1), else_=0).label("bounces"),
+            VISITS.c.duration_s.label("duration"),
+            case((scored, 1), else_=0).label("scored"),
+            func.coalesce(VISITS.c.engagement_score, 0.0).label("score"),
+        ).where(*where)
+        for name, column in VISIT_DIMENSIONS.items()
+    ]
+    visits = union_all(*parts).subquery()
+    per_label = []
+    for name in LABELS:
+        is_label = visits.c.label == name
+        per_label.append(_count_when(is_label).label(f"sessions_{name}"))
+        for metric in VISIT_SUMS:
+            value = func.sum(case((is_label, visits.c[metric]), else_=0))
+            per_label.append(value.label(f"{metric}_{name}"))
+    per_visitor = (
+        select(
+            visits.c.dim,
+            visits.c.value,
+            sum((_label_bit(visits.c.label, name) for name in LABELS), literal(0)).label("mask"),
+            *per_label,
+        )
+        .group_by(visits.c.dim, visits.c.value, visits.c.visitor_id)
+        .subquery()
+    )
+    sums = [c.name for c in per_label]
+    rows = select(
+        literal(site_id),
+        literal(day),
+        per_visitor.c.dim,
+        per_visitor.c.value,
+        per_visitor.c.mask,
+        func.count(),
+        *[func.sum(per_visitor.c[column]) for column in sums],
+    ).group_by(per_visitor.c.dim, per_visitor.c.value, per_visitor.c.mask)
+    columns = ["site_id", "day", "dim", "value", "mask", "visitors", *sums]
+    return insert(RollupVisit).from_select(columns, rows)
+
+
+def _lateral_sql(
+    table: str, time_column: str, dimensions: dict[str, str | None], per_label: list[str]
+) -> str:
+    """PostgreSQL: the same roll-up in one scan of the day's rows (a LATERAL VALUES
+    fans each row out to its dimensions) instead of one scan per dimension."""
+    pairs = ", ".join(
+        f"('{name}', {'r.' + column + '::text' if column else 'NULL::text'})"
+        for name, column in dimensions.items()
+    )
+    bits = " ".join(f"WHEN '{name}' THEN {bit}" for name, bit in LABEL_BITS.items())
+    sums = [expr.split(" AS ")[1] for expr in per_label]
+    skip = "AND r.name <> 'session_end'" if table == "events" else ""
+    # Built once at import from the constants above; the only inputs are bound parameters.
+    return f"""
+        INSERT INTO rollup_{"hits" if table == "events" else "visits"}
+            (site_id, day, dim, value, mask, visitors, {", ".join(sums)})
+        SELECT :site_id, :day, dim, value, mask, count(*), {", ".join(f"sum({c})" for c in sums)}
+        FROM (
+            SELECT d.dim, d.value, r.visitor_id,
+                   bit_or(CASE r.label {bits} ELSE 0 END) AS mask, {", ".join(per_label)}
+            FROM {table} r CROSS JOIN LATERAL (VALUES {pairs}) AS d(dim, value)
+            WHERE r.site_id = :site_id AND r.{time_column} >= :start
+              AND r.{time_column} < :end {skip}
+            GROUP BY d.dim, d.value, r.visitor_id
+        ) per_visitor
+        GROUP BY dim, value, mask
+    """  # noqa: S608
+
+
+def _hit_sums() -> list[str]:
+    return [
+        f"count(*) FILTER (WHERE r.label = '{name}' AND r.name {op} 'pageview') AS {metric}_{name}"
+        for metric, op in (("pageviews", "="), ("events", "<>"))
+        for name in LABELS
+    ]
+
+
+def _visit_sums() -> list[str]:
+    sums = []
+    for name in LABELS:
+        when = f"FILTER (WHERE r.label = '{name}')"
+        sums += [
+            f"count(*) {when} AS sessions_{name}",
+            f"coalesce(sum(r.pageviews) {when}, 0) AS pageviews_{name}",
+            f"count(*) FILTER (WHERE r.label = '{name}' AND r.is_bounce) AS bounces_{name}",
+            f"coalesce(sum(r.duration_s) {when}, 0) AS duration_{name}",
+            f"count(r.engagement_score) {when} AS scored_{name}",
+            f"coalesce(sum(r.engagement_score) {when}, 0) AS score_{name}",
+        ]
+    return sums
+
+
+HITS_SQL = _lateral_sql("events", "ts", HIT_DIMENSIONS, _hit_sums())
+VISITS_SQL = _lateral_sql("visits", "started_at", VISIT_DIMENSIONS, _visit_sums())
+
+
+def build_day(site_id: int, day: date) -> None:
+    """Replace the roll-up of one site's day with one computed from its raw rows.
+
+    The caller commits. The version is read first: a write committed while the day
+    is built bumps it again, so the day is built once more rather than marked fresh.
+    """
+    version = db.session.scalar(
+        select(RollupDay.version).where(RollupDay.site_id == site_id, RollupDay.day == day)
+    )
+    if version is None:
+        db.session.add(RollupDay(site_id=site_id, day=day, version=0))
+        db.session.flush()
+        version = 0
+    for table in (RollupHit, RollupVisit):
+        db.session.execute(delete(table).where(table.site_id == site_id, table.day == day))
+    if db.session.get_bind().dialect.name == "postgresql":
+        bounds = {
+            "site_id": site_id,
+            "day": day,
+            "start": _midnight(day),
+            "end": _midnight(day + timedelta(days=1)),
+        }
+        db.session.execute(text(HITS_SQL), bounds)
+        db.session.execute(text(VISITS_SQL), bounds)
+    else:
+        db.session.execute(_hits_statement(site_id, day))
+        db.session.execute(_visits_statement(site_id, day))
+    db.session.execute(
+        update(RollupDay)
+        .where(RollupDay.site_id == site_id, RollupDay.day == day)
+        .values(built_version=version, built_at=utcnow())
+    )
+
+
+def refresh_due(now: datetime | None = None, limit: int = 500) -> int:
+    """Build every settled day whose roll-up is missing or stale; one commit per day."""
+    now = now or utcnow()
+    last_closed = _utc_day(now - SETTLE) - timedelta(days=1)
+    due = db.session.execute(
+        select(RollupDay.site_id, RollupDay.day)
+        .where(
+            RollupDay.day <= last_closed,
+            or_(RollupDay.built_version.is_(None), RollupDay.built_version != RollupDay.version),
+        )
+        .order_by(RollupDay.day.desc(), RollupDay.site_id)
+        .limit(limit)
+    ).all()
+    built = 0
+    for site_id, day in due:
+        try:
+            build_day(site_id, day)
+            db.session.commit()
+            built += 1
+        except Exception:
+            db.session.rollback()
+            log.exception("roll-up of site %s, %s failed", site_id, day)
+    return built
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def covered(q: Query) -> Runs:
+    """The runs of whole UTC days in the range that fresh roll-ups answer, in order.
+
+    Only days with a fresh `rollup_days` row count: a day without one is read raw
+    (cheap when it has no events, right when its events were stored another way).
+    """
+    first = _utc_day(q.start)
+    if _midnight(first) < q.start:
+        first += timedelta(days=1)
+    last = _utc_day(q.end)  # exclusive: the day holding the end is partial or after it
+    if first >= last:
+        return []
+    fresh = db.session.scalars(
+        select(RollupDay.day)
+        .where(
+            RollupDay.site_id == q.site_id,
+            RollupDay.day >= first,
+            RollupDay.day < last,
+            RollupDay.built_version == RollupDay.version,
+        )
+        .order_by(RollupDay.day)
+    )
+    runs: list[list[date]] = []
+    for day in fresh:
+        if runs and runs[-1][1] == day:
+            runs[-1][1] = day + timedelta(days=1)
+        else:
+            runs.append([day, day + timedelta(days=1)])
+    return [(_midnight(start), _midnight(end)) for start, end in runs]
+
+
+def usable(q: Query, dimension: str | None, dimensions: dict[str, str | None]) -> bool:
+    """Whether roll-ups can answer this grouping and these filters."""
+    grouped = dimension not in (None, DAY)
+    if grouped and dimension not in dimensions:
+        return False
+    if len(q.filters) > 1:
+        return False
+    for f in q.filters:
+        if f.dimension.name not in dimensions or f.dimension.name == "":
+            return False
+        if not grouped and len(f.values) != 1:
+            return False  # a visitor of both values would be counted twice
+        if grouped and f.dimension.name != dimension:
+            return False
+    return True
+
+
+def utc_calendar(q: Query, interval: str) -> bool:
+    """Whether the site's days are UTC days over the range, so buckets of whole days
+    (day, week, month) are sums of roll-up days."""
+    if interval == "hour":
+        return False
+    return all(offset == 0 for _, offset in offset_segments(q.tz, q.start, q.end))
+
+
+def by_bucket(rows: list[dict[str, Any]], q: Query, interval: str) -> list[dict[str, Any]]:
+    """Rows grouped by DAY, keyed by the bucket (sql.bucket_key) their day falls in."""
+    months = month_starts(q.tz, q.start, q.end)
+    for row in rows:
+        row["g"] = key_of(_midnight(_as_date(row["g"])), q.tz, interval, months)
+    return rows
+
+
+def _mask_in(mask: ColumnElement[int], bits: int) -> ColumnElement[bool]:
+    return mask.op("&")(bits) != 0
+
+
+def _value_match(value: ColumnElement[Any], f: Filter) -> ColumnElement[bool]:
+    concrete = [v for v in f.values if v is not None]
+    parts = []
+    if concrete:
+        parts.append(value.in_(concrete))
+    if len(concrete) < len(f.values):
+        parts.append(value.is_(None))
+    return or_(*parts)
+
+
+def _read(
+    table: Any,
+    q: Query,
+    dimension: str | None,
+    runs: Runs,
+    metrics: list[ColumnElement[Any]],
+) -> list[dict[str, Any]]:
+    days = [and_(table.day >= start.date(), table.day < end.date()) for start, end in runs]
+    where = [table.site_id == q.site_id, or_(*days)]
+    if q.filters:
+        f = q.filters[0]
+        where += [table.dim == f.dimension.name, _value_match(table.value, f)]
+    else:
+        where.append(table.dim == ("" if dimension in (None, DAY) else dimension))
+    grouping = table.day if dimension == DAY else table.value
+    group = [grouping.label("g")] if dimension is not None else []
+    statement = select(*group, *metrics).where(*where)
+    if dimension is not None:
+        statement = statement.group_by(grouping)
+    rows = []
+    for row in db.session.execute(statement).mappings():
+        rows.append({k: (v if v is not None or k == "g" else 0) for k, v in row.items()})
+    return rows
+
+
+def _bits(q: Query) -> int:
+    labels = q.labels if q.labels is not None else LABELS
+    return sum(LABEL_BITS[name] for name in labels)
+
+
+def _selected_sum(table: Any, metric: str, q: Query) -> ColumnElement[Any]:
+    labels = q.labels if q.labels is not None else LABELS
+    return sum((func.sum(table.c[f"{metric}_{name}"]) for name in labels), literal(0))
+
+
+def hit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, Any]]:
+    """`raw.event_counts` columns for the days of `runs`, from `rollup_hits`."""
+    t = RollupHit.__table__
+    metrics = [
+        func.sum(case((_mask_in(t.c.mask, _bits(q)), t.c.visitors), else_=0)).label("visitors"),
+        _selected_sum(t, "pageviews", q).label("pageviews"),
+        _selected_sum(t, "events", q).label("events"),
+    ]
+    for name in LABELS:
+        bit = LABEL_BITS[name]
+        visitors = func.sum(case((_mask_in(t.c.mask, bit), t.c.visitors), else_=0))
+        metrics.append(visitors.label(f"{name}_visitors"))
+        metrics.append(func.sum(t.c[f"pageviews_{name}"]).label(f"{name}_pageviews"))
+    return _read(RollupHit, q, dimension, runs, metrics)
+
+
+def visit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, Any]]:
+    """`raw.visit_counts` columns for the days of `runs`, from `rollup_visits`."""
+    t = RollupVisit.__table__
+    metrics = [
+        func.sum(case((_mask_in(t.c.mask, _bits(q)), t.c.visitors), else_=0)).label("visitors"),
+        _selected_sum(t, "sessions", q).label("sessions"),
+        *[_selected_sum(t, metric, q).label(metric) for metric in VISIT_SUMS],
+    ]
+    for name in LABELS:
+        bit = LABEL_BITS[name]
+        visitors = func.sum(case((_mask_in(t.c.mask, bit), t.c.visitors), else_=0))
+        metrics.append(visitors.label(f"{name}_visitors"))
+        metrics.append(func.sum(t.c[f"sessions_{name}"]).label(f"{name}_sessions"))
+    return _read(RollupVisit, q, dimension, runs, metrics)
+
+
+def not_covered(q: Query, runs: Runs) -> list[Query]:
+    """The parts of the range outside `runs`, as queries for the raw tables."""
+    parts = []
+    cursor = q.start
+    for start, end in runs:
+        if cursor < start:
+            parts.append(q.window(cursor, start))
+        cursor = end
+    if cursor < q.end:
+        parts.append(q.window(cursor, q.end))
+    return parts
+
+
+def days_of(site_id: int, start: date, end: date) -> list[date]:
+    """The days of a site with a fresh roll-up in [start, end) (tests and the CLI)."""
+    return list(
+        db.session.scalars(
+            select(RollupDay.day)
+            .where(
+                RollupDay.site_id == site_id,
+                RollupDay.day >= start,
+                RollupDay.day < end,
+                and_(RollupDay.built_version.is_not(None)),
+                RollupDay.built_version == RollupDay.version,
+            )
+            .order_by(RollupDay.day)
+        )
+    )

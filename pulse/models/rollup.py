@@ -1,0 +1,95 @@
+"""Daily roll-ups of events and visits: what the common reports read instead of raw rows.
+
+A roll-up covers one site and one closed UTC day. Visitor ids rotate with the UTC day
+(the daily salt), so distinct visitors of different days never overlap and the
+visitors of a range of whole days are the sum of its days: exact, not estimated.
+
+Each row holds one value of one dimension (`dim` "" is the site's total) for the
+visitors whose traffic on that value had the same set of labels: `mask` has bit 1
+for human, 2 for agent, 4 for bot. A visitor seen as human and as bot on the same
+page is one row of mask 5, so a report of "humans and bots" counts them once.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pulse.extensions import db
+from pulse.models.types import UTCDateTime
+
+LABEL_BITS = {"human": 1, "agent": 2, "bot": 4}
+
+
+class RollupDay(db.Model):
+    """Whether a site's day has a roll-up that matches its raw rows.
+
+    Writes of a closed day bump `version`; a build records the version it started
+    from. The roll-up answers queries only while `built_version == version`.
+    """
+
+    __tablename__ = "rollup_days"
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    built_version: Mapped[int | None] = mapped_column(Integer)
+    built_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RollupHit(db.Model):
+    """Hits of one day per dimension value and label set: visitors, pageviews, events."""
+
+    __tablename__ = "rollup_hits"
+    __table_args__ = (Index("ix_rollup_hits_site_dim_day", "site_id", "dim", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    dim: Mapped[str] = mapped_column(String(16), nullable=False)
+    value: Mapped[str | None] = mapped_column(String(1024))
+    mask: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    visitors: Mapped[int] = mapped_column(Integer, nullable=False)
+    pageviews_human: Mapped[int] = mapped_column(Integer, nullable=False)
+    pageviews_agent: Mapped[int] = mapped_column(Integer, nullable=False)
+    pageviews_bot: Mapped[int] = mapped_column(Integer, nullable=False)
+    events_human: Mapped[int] = mapped_column(Integer, nullable=False)
+    events_agent: Mapped[int] = mapped_column(Integer, nullable=False)
+    events_bot: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class RollupVisit(db.Model):
+    """Visits started on one day per dimension value and label set, summed per label."""
+
+    __tablename__ = "rollup_visits"
+    __table_args__ = (Index("ix_rollup_visits_site_dim_day", "site_id", "dim", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    dim: Mapped[str] = mapped_column(String(16), nullable=False)
+    value: Mapped[str | None] = mapped_column(String(1024))
+    mask: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    visitors: Mapped[int] = mapped_column(Integer, nullable=False)
+    sessions_human: Mapped[int] = mapped_column(Integer, nullable=False)
+    sessions_agent: Mapped[int] = mapped_column(Integer, nullable=False)
+    sessions_bot: Mapped[int] = mapped_column(Integer, nullable=False)
+    pageviews_human: Mapped[int] = mapped_column(Integer, nullable=False)
+    pageviews_agent: Mapped[int] = mapped_column(Integer, nullable=False)
+    pageviews_bot: Mapped[int] = mapped_column(Integer, nullable=False)
+    bounces_human: Mapped[int] = mapped_column(Integer, nullable=False)
+    bounces_agent: Mapped[int] = mapped_column(Integer, nullable=False)
+    bounces_bot: Mapped[int] = mapped_column(Integer, nullable=False)
+    duration_human: Mapped[int] = mapped_column(Integer, nullable=False)
+    duration_agent: Mapped[int] = mapped_column(Integer, nullable=False)
+    duration_bot: Mapped[int] = mapped_column(Integer, nullable=False)
+    scored_human: Mapped[int] = mapped_column(Integer, nullable=False)
+    scored_agent: Mapped[int] = mapped_column(Integer, nullable=False)
+    scored_bot: Mapped[int] = mapped_column(Integer, nullable=False)
+    score_human: Mapped[float] = mapped_column(Float, nullable=False)
+    score_agent: Mapped[float] = mapped_column(Float, nullable=False)
+    score_bot: Mapped[float] = mapped_column(Float, nullable=False)

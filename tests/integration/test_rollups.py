@@ -1,0 +1,245 @@
+"""Daily roll-ups give the reports the same numbers as the raw tables, and stay fresh."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from pulse.analytics import breakdowns, reports, rollups
+from pulse.analytics.dimensions import DIMENSIONS, dimension
+from pulse.extensions import db
+from pulse.ingest import store
+from pulse.models import RollupDay, RollupHit
+from tests import analytics_reference as ref
+from tests.integration.test_analytics import CLASSES, NOW, RANGES, q_for, strip, world  # noqa: F401
+
+BUILT_THROUGH = date(2024, 11, 4)  # NOW is 2024-11-05 15:30 UTC: earlier days are closed
+
+
+@pytest.fixture
+def rolled(world, monkeypatch):  # noqa: F811
+    """The analytics world with every closed day rolled up, and a count of roll-up reads."""
+    assert rollups.mark_existing() > 0
+    assert rollups.refresh_due(now=NOW) > 0
+    reads = {"hits": 0, "visits": 0}
+    hit_counts, visit_counts = rollups.hit_counts, rollups.visit_counts
+
+    def counting_hits(*args, **kwargs):
+        reads["hits"] += 1
+        return hit_counts(*args, **kwargs)
+
+    def counting_visits(*args, **kwargs):
+        reads["visits"] += 1
+        return visit_counts(*args, **kwargs)
+
+    monkeypatch.setattr(rollups, "hit_counts", counting_hits)
+    monkeypatch.setattr(rollups, "visit_counts", counting_visits)
+    world["reads"] = reads
+    return world
+
+
+def test_every_closed_day_with_events_is_built(rolled):
+    site = rolled["sites"]["new_york"]
+    days = rollups.days_of(site.id, date(2024, 1, 1), date(2025, 1, 1))
+    event_days = {e["ts"].astimezone(UTC).date() for e in rolled["data"]["new_york"]["events"]}
+    assert days == sorted(d for d in event_days if d <= BUILT_THROUGH)
+    assert db.session.query(RollupHit).filter_by(site_id=site.id, dim="").count() > 0
+
+
+@pytest.mark.parametrize("zone", ["new_york", "kathmandu"])
+def test_overview_from_rollups_matches_reference(rolled, zone):
+    for span in RANGES:
+        for cls in CLASSES:
+            q, data = q_for(rolled, zone, {**span, **cls}, first_seen=lambda: ref.START)
+            assert strip(reports.overview(q)) == ref.ref_overview(q, data), (span, cls)
+    assert rolled["reads"]["hits"] > 0 and rolled["reads"]["visits"] > 0
+
+
+@pytest.mark.parametrize("zone", ["new_york", "kathmandu"])
+def test_breakdowns_from_rollups_match_reference(rolled, zone):
+    for name in sorted(DIMENSIONS):
+        for args in (
+            {"period": "7d"},
+            {"period": "7d", "classification": "agent,bot"},
+            {"since": "2024-10-29", "until": "2024-11-06", "classification": "all"},
+        ):
+            q, data = q_for(rolled, zone, {**args, "limit": "4"})
+            result = breakdowns.breakdown(q, name)
+            assert result["rows"] == ref.ref_breakdown(q, data, dimension(name), 4), (name, args)
+    assert rolled["reads"]["hits"] > 0 and rolled["reads"]["visits"] > 0
+
+
+SINGLE_FILTERS = [
+    {"country": "US"},
+    {"page": "/pricing"},
+    {"source": "Google"},
+    {"channel": "email"},
+    {"browser": "(none)"},
+    {"device": "mobile", "classification": "all"},
+    {"agent": "ClaudeBot", "classification": "agent"},
+    {"entry_page": "/"},
+    {"country": "US|DE"},  # two values: raw, a visitor of both counts once
+    {"utm_campaign": "launch"},
+]
+
+
+def test_single_filters_and_breakdown_on_the_filtered_dimension(rolled):
+    for filters in SINGLE_FILTERS:
+        q, data = q_for(
+            rolled, "new_york", {"since": "2024-10-29", "until": "2024-11-06", **filters}
+        )
+        assert strip(reports.overview(q)) == ref.ref_overview(q, data), filters
+        name = next(k for k in filters if k != "classification")
+        rows = breakdowns.breakdown(q, name)["rows"]
+        assert rows == ref.ref_breakdown(q, data, dimension(name), 10), filters
+
+
+def _event(site_id: int, ts: datetime, uid: str, visitor_id: int = 42) -> dict:
+    return {
+        "site_id": site_id,
+        "event_uid": uid,
+        "ts": ts,
+        "name": "pageview",
+        "session_id": "",
+        "visitor_id": visitor_id,
+        "user_id": None,
+        "hostname": "www.example.com",
+        "pathname": "/late",
+        "referrer": None,
+        "referrer_host": None,
+        "source": None,
+        "channel": "direct",
+        "utm_source": None,
+        "utm_medium": None,
+        "utm_campaign": None,
+        "utm_term": None,
+        "utm_content": None,
+        "country": "FR",
+        "browser": "Firefox",
+        "browser_version": "130",
+        "os": "Linux",
+        "device": "desktop",
+        "label": "human",
+        "agent_name": None,
+        "agent_category": None,
+        "confidence": 0.9,
+        "user_agent": None,
+        "props": {},
+        "engaged_ms": None,
+        "scroll_depth": None,
+        "behaviour": None,
+    }
+
+
+def _version(site_id: int, day: date) -> tuple[int, int | None]:
+    row = db.session.get(RollupDay, (site_id, day))
+    return row.version, row.built_version
+
+
+def test_a_late_event_makes_its_day_stale_until_rebuilt(rolled):
+    site = rolled["sites"]["new_york"]
+    day = date(2024, 11, 1)
+    args = {"since": "2024-10-30", "until": "2024-11-04", "classification": "all"}
+    before = reports.overview(q_for(rolled, "new_york", args)[0])
+    store.write([_event(site.id, datetime(2024, 11, 1, 12, tzinfo=UTC), "late-1")])
+    db.session.commit()
+    version, built = _version(site.id, day)
+    assert version > built  # stale: the day is read raw
+    q, _ = q_for(rolled, "new_york", args)
+    runs = rollups.covered(q)
+    assert runs and not any(start.date() <= day < end.date() for start, end in runs)
+    after = reports.overview(q)
+    assert after["pageviews"] == before["pageviews"] + 1
+    assert after["visitors"] == before["visitors"] + 1
+    rollups.refresh_due(now=NOW)
+    version, built = _version(site.id, day)
+    assert version == built
+    assert reports.overview(q_for(rolled, "new_york", args)[0]) == after
+
+
+def test_a_hit_continuing_yesterdays_visit_marks_the_visits_day(rolled):
+    site = rolled["sites"]["kathmandu"]
+    start = datetime(2024, 11, 2, 23, 50, tzinfo=UTC)
+    store.write([_event(site.id, start, "span-1", visitor_id=7)])
+    db.session.commit()
+    rollups.refresh_due(now=NOW)
+    assert _version(site.id, date(2024, 11, 2))[0] == _version(site.id, date(2024, 11, 2))[1]
+    # Ten minutes later, past midnight: the visit begun on the 2nd gets a second pageview.
+    store.write([_event(site.id, start + timedelta(minutes=10), "span-2", visitor_id=7)])
+    db.session.commit()
+    version, built = _version(site.id, date(2024, 11, 2))
+    assert version > built
+
+
+def test_today_is_never_built(rolled):
+    site = rolled["sites"]["new_york"]
+    today = NOW.date()
+    store.write([_event(site.id, NOW - timedelta(minutes=5), "today-1")])
+    db.session.commit()
+    rollups.refresh_due(now=NOW)
+    assert _version(site.id, today)[1] is None
+    # Ten minutes after midnight it is still settling; later it is built.
+    midnight = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
+    rollups.refresh_due(now=midnight + timedelta(minutes=5))
+    assert _version(site.id, today)[1] is None
+    rollups.refresh_due(now=midnight + timedelta(minutes=15))
+    assert _version(site.id, today)[1] is not None
+
+
+def test_cli_builds_days_stored_before_rollups(world):  # noqa: F811
+    site = world["sites"]["new_york"]
+    assert rollups.days_of(site.id, date(2024, 1, 1), date(2025, 1, 1)) == []
+    result = world_app_cli(["rollups", "refresh", "--all"])
+    assert result.exit_code == 0, result.output
+    built = int(result.output.split()[0])
+    days = rollups.days_of(site.id, date(2024, 1, 1), date(2025, 1, 1))
+    assert built >= len(days) > 0
+
+
+def world_app_cli(args: list[str]):
+    from flask import current_app
+
+    return current_app.test_cli_runner().invoke(args=args)
+
+
+@pytest.fixture
+def utc_site(app):
+    """A UTC site: its days are roll-up days, so time series of days read roll-ups too."""
+    from pulse.analytics.query import parse_query
+    from tests.factories import make_tenant
+
+    tenant = make_tenant("utc")
+    tenant.site.timezone = "UTC"
+    db.session.commit()
+    data = ref.generate(tenant.site.id, "UTC", seed=11)
+    rollups.mark_existing()
+    assert rollups.refresh_due(now=NOW) > 0
+
+    def query(args):
+        return parse_query(tenant.site, args, now=NOW)
+
+    return query, data
+
+
+@pytest.mark.parametrize(
+    ("span", "interval"),
+    [
+        ({"since": "2024-10-29", "until": "2024-11-06"}, "day"),
+        ({"since": "2024-10-27", "until": "2024-11-10"}, "week"),
+        ({"since": "2024-09-15", "until": "2024-12-31"}, "month"),
+        ({"since": "2024-10-30T06:00:00", "until": "2024-11-03T18:00:00"}, "day"),
+        ({"since": "2024-11-01", "until": "2024-11-02"}, "hour"),
+    ],
+)
+def test_utc_time_series_from_rollups_match_reference(utc_site, monkeypatch, span, interval):
+    query, data = utc_site
+    reads = []
+    monkeypatch.setattr(
+        rollups, "by_bucket", lambda *a, _f=rollups.by_bucket: reads.append(1) or _f(*a)
+    )
+    for cls in CLASSES:
+        q = query({**span, **cls, "interval": interval})
+        assert reports.timeseries(q)["points"] == ref.ref_timeseries(q, data, interval), cls
+        assert strip(reports.overview(q)) == ref.ref_overview(q, data), cls
+    assert bool(reads) == (interval != "hour")
