@@ -241,14 +241,19 @@ def decode_cost(rows: Rows, events: int) -> None:
 
 
 @contextmanager
-def throwaway_app(server: str, prefix: str, **config: Any) -> Iterator[tuple[Flask, str]]:
+def throwaway_app(
+    server: str, prefix: str, keep: str | None = None, **config: Any
+) -> Iterator[tuple[Flask, str]]:
     """A migrated app, in its app context, on a new database `<prefix>_<random>` of
-    `server`; the database is dropped on the way out, whatever happens."""
+    `server`; the database is dropped on the way out, whatever happens. With `keep`,
+    the database of that name is used (created if missing) and kept."""
     from flask_migrate import upgrade
 
-    name = f"{prefix}_{secrets.token_hex(4)}"
+    name = keep or f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
     try:
         app = create_app(
@@ -269,10 +274,11 @@ def throwaway_app(server: str, prefix: str, **config: Any) -> Iterator[tuple[Fla
                 db.session.remove()
                 db.engine.dispose()
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        if keep is None:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
 def main() -> None:

@@ -15,7 +15,12 @@ Then VACUUM (ANALYZE), and each report `--repeat` times through pulse.analytics 
 functions the API calls), with p50/p95 in ms next to a plain count(*) of the site's
 events: overview (30 days), top pages, sources, a filtered overview (country and
 device). Funnel and retention are not built yet: the bench says so. It prints, never
-asserts. Loading 10M events takes several minutes and a few GB of disk.
+asserts. Loading 10M events takes several minutes and a few GB of disk: with
+`--keep NAME` the database is kept, and a later run with the same NAME reuses its
+events (their last timestamp stands for "now") and only times the reports.
+
+Closed days are rolled up (rollups.refresh_due, timed and printed) before the
+reports are timed; today is read from the raw tables, as in production.
 """
 
 from __future__ import annotations
@@ -189,40 +194,61 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
     return statistics.median(samples), p95
 
 
-def run_size(server: str, events: int, repeat: int, batch: int) -> None:
+def _stored(url: str) -> tuple[int, int, datetime] | None:
+    """(site id, events, end) of a kept database loaded by an earlier run, if any."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT site_id, count(*), max(ts) FROM events GROUP BY site_id")
+        found = row.fetchone()
+    if found is None:
+        return None
+    return found[0], found[1], found[2] + timedelta(seconds=1)
+
+
+def load(site_id: int, events: int, end: datetime, batch: int) -> tuple[int, float]:
+    """Events written through store.write, and the seconds it took."""
+    started = time.monotonic()
+    loaded = 0
+    for day_rows in Traffic(site_id, events, end).days():
+        for n in range(0, len(day_rows), batch):
+            loaded += store.write(day_rows[n : n + batch])
+            db.session.commit()
+        db.session.remove()
+    return loaded, time.monotonic() - started
+
+
+def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None) -> None:
     from bench.drain import make_site, throwaway_app
     from pulse.analytics import breakdowns, reports, rollups
     from pulse.analytics.query import parse_query
 
-    with throwaway_app(server, "bench_query") as (app, name):
+    with throwaway_app(server, "bench_query", keep=keep) as (app, name):
         gc.freeze()
-        site = BenchSite(make_site("query"))
-        end = datetime.now(UTC)
-        started = time.monotonic()
-        loaded = 0
-        for day_rows in Traffic(site.id, events, end).days():
-            for n in range(0, len(day_rows), batch):
-                loaded += store.write(day_rows[n : n + batch])
-                db.session.commit()
-            db.session.remove()
-        load_seconds = time.monotonic() - started
+        url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+        stored = _stored(url) if keep else None
+        if stored is None:
+            site = BenchSite(make_site("query"))
+            end = datetime.now(UTC)
+            loaded, load_seconds = load(site.id, events, end, batch)
+            how = f"loaded in {load_seconds:.0f} s ({loaded / load_seconds:,.0f} events/s)"
+        else:
+            site_id, loaded, end = stored
+            site = BenchSite(site_id)
+            how = f"already in {name}, ending {end:%Y-%m-%d %H:%M} UTC"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE) events, visits")
         started = time.monotonic()
         built = rollups.refresh_due(now=end, limit=100_000)
         build_seconds = time.monotonic() - started
-        url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM (ANALYZE) events, visits, rollup_hits, rollup_visits, rollup_days")
+            conn.execute("VACUUM (ANALYZE) rollup_hits, rollup_visits, rollup_days")
             visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(%s))", (name,))
             size_text = size.fetchone()[0]
-        print(
-            f"\n{loaded:,} events, {visits:,} visits loaded in {load_seconds:.0f} s "
-            f"({loaded / load_seconds:,.0f} events/s); database {size_text}",
-            flush=True,
-        )
+        print(f"\n{loaded:,} events, {visits:,} visits {how}; database {size_text}", flush=True)
         print(
             f"roll-ups of {built} closed days built in {build_seconds:.1f} s "
-            f"({build_seconds / max(built, 1):.2f} s a day); today is read raw",
+            f"({build_seconds / max(built, 1):.2f} s a day; 0 when already built); "
+            "today is read raw",
             flush=True,
         )
 
@@ -262,12 +288,22 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=7, help="timed calls per report")
     parser.add_argument("--batch", type=int, default=5000, help="events per store.write")
+    parser.add_argument(
+        "--keep",
+        metavar="DATABASE",
+        help="load into this database once and keep it; later runs reuse its events "
+        "(one --events size only)",
+    )
     args = parser.parse_args()
     sizes = args.events or [1_000_000]
+    if args.keep and len(sizes) > 1:
+        parser.error("--keep takes one --events size")
     server = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     print(f"PostgreSQL {server}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     for events in sizes:
-        run_size(server, max(1000, min(events, 20_000_000)), max(1, args.repeat), args.batch)
+        run_size(
+            server, max(1000, min(events, 20_000_000)), max(1, args.repeat), args.batch, args.keep
+        )
 
 
 if __name__ == "__main__":

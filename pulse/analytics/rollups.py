@@ -345,6 +345,9 @@ def build_day(site_id: int, day: date) -> None:
     for table in (RollupHit, RollupVisit):
         db.session.execute(delete(table).where(table.site_id == site_id, table.day == day))
     if db.session.get_bind().dialect.name == "postgresql":
+        # Hashing a day's rows per visitor and dimension spills to disk at the default
+        # 4 MB; a background build can afford more, for this transaction only.
+        db.session.execute(text("SET LOCAL work_mem = '128MB'"))
         bounds = {
             "site_id": site_id,
             "day": day,
