@@ -21,7 +21,7 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from pulse.analytics import rollups
 from pulse.analytics.dimensions import EVENTS, VISITS
-from pulse.analytics.expressions import BinaryOrder
+from pulse.analytics.expressions import BinaryOrder, PropText
 from pulse.analytics.query import LABELS, Query
 from pulse.analytics.sql import events_where, selected, visits_where
 from pulse.extensions import db
@@ -236,3 +236,35 @@ def _raw_visit_counts(
 def first_event_at(site_id: int) -> Any:
     """The time of the site's first event (for period=all), or None."""
     return db.session.scalar(select(func.min(EVENTS.c.ts)).where(EVENTS.c.site_id == site_id))
+
+
+ELEMENT_FIELDS = ("selector", "tag", "text", "href")
+
+
+def element_clicks(q: Query, limit: int) -> list[dict[str, Any]]:
+    """Element clicks (pulse.js `element_click`) grouped by CSS selector, most clicked first.
+
+    Each row: selector, tag, text and href (one seen value of each), clicks and
+    visitors of the selected traffic.
+    """
+    fields = [PropText(EVENTS.c.props, f"element_{name}").label(name) for name in ELEMENT_FIELDS]
+    sub = (
+        select(EVENTS.c.visitor_id, EVENTS.c.label, *fields)
+        .where(*events_where(q), EVENTS.c.name == "element_click")
+        .subquery()
+    )
+    chosen = selected(sub.c.label, q.labels)
+    clicks = _count_if(chosen)
+    statement = (
+        select(
+            sub.c.selector,
+            *[func.max(sub.c[name]).label(name) for name in ELEMENT_FIELDS[1:]],
+            clicks.label("clicks"),
+            _distinct_if(chosen, sub.c.visitor_id).label("visitors"),
+        )
+        .group_by(sub.c.selector)
+        .having(clicks > 0)
+        .order_by(clicks.desc(), nulls_last(BinaryOrder(sub.c.selector).asc()))
+        .limit(limit)
+    )
+    return _rows(statement)

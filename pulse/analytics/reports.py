@@ -203,3 +203,30 @@ def stats(q: Query) -> dict[str, Any]:
     if q.interval is not None:
         result["timeseries"] = timeseries(q)["points"]
     return result
+
+
+VISITOR_DIMENSIONS = ("country", "device", "browser", "os")
+
+
+def visitors(q: Query) -> dict[str, Any]:
+    """Seed 000's visitor analytics: how many, of which kind, from where, on what."""
+    values = _overview_values(q)
+    series = timeseries(q)
+    return {
+        "visitors": values["visitors"],
+        "by_classification": {k: v["visitors"] for k, v in values["by_classification"].items()},
+        "humans": values["humans"],
+        "agents": values["agents"],
+        "bots": values["bots"],
+        "interval": series["interval"],
+        "timeseries": [
+            {k: p[k] for k in ("date", "visitors", "humans", "agents", "bots")}
+            for p in series["points"]
+        ],
+        **{
+            name: [
+                {"value": r["value"], "visitors": r["visitors"]} for r in breakdown(q, name)["rows"]
+            ]
+            for name in VISITOR_DIMENSIONS
+        },
+    }

@@ -35,6 +35,7 @@ from pulse.api import (  # noqa: E402,F401  (routes)
     analytics_explore,
     analytics_funnels,
     analytics_live,
+    analytics_pages,
     keys,
     sites,
     system,
