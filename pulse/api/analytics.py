@@ -16,13 +16,13 @@ from typing import Any
 from flask import request
 
 from pulse.accounts.actor import Actor
-from pulse.analytics import breakdowns, raw, reports
+from pulse.analytics import agents, anomalies, breakdowns, raw, reports, stream
 from pulse.analytics.query import Query, parse_query
 from pulse.api import analytics_schemas as schemas
 from pulse.api import bp
 from pulse.api import serializers as out
 from pulse.api.routing import operation
-from pulse.errors import NotFound
+from pulse.errors import NotFound, Unauthorized
 from pulse.models import Site
 from pulse.sites import service as sites
 from pulse.teams.service import get_team
@@ -145,7 +145,7 @@ def analytics_stats(actor: Actor, site_id: int | None = None, team: str | None =
 )
 def analytics_insights(actor: Actor, site_id: int | None = None, team: str | None = None):
     """The stats with `compare=previous` always on."""
-    return _answer(actor, site_id, team, reports.stats, compare=True)
+    return _answer(actor, site_id, team, anomalies.insights, compare=True)
 
 
 @_op("/timeseries", "Counts per hour, day, week or month", schemas.TimeseriesOut, params=INTERVAL)
@@ -229,10 +229,16 @@ def analytics_os(actor: Actor, site_id: int | None = None, team: str | None = No
     return _answer(actor, site_id, team, breakdowns.operating_systems)
 
 
-@_op("/agents", "Detected AI agents and bots by name", schemas.BreakdownOut, "/api/v1/agents")
+@_op(
+    "/agents",
+    "What AI agents and bots read: hits, pages, first and last seen, trend",
+    schemas.AgentsOut,
+    "/api/v1/agents",
+    params=[("limit", "integer", "Rows (1-1000, default 100)")] + INTERVAL,
+)
 def analytics_agents(actor: Actor, site_id: int | None = None, team: str | None = None):
     """Seed 000's detected agents; the classification defaults to agent,bot here."""
-    return _answer(actor, site_id, team, breakdowns.agents, classification=("agent", "bot"))
+    return _answer(actor, site_id, team, agents.agents, classification=("agent", "bot"), limit=100)
 
 
 @_op(
@@ -274,14 +280,33 @@ def analytics_engagement(actor: Actor, site_id: int | None = None, team: str | N
     return _answer(actor, site_id, team, reports.engagement)
 
 
-@_op(
-    "/realtime",
-    "Visitors in the last five minutes and the pages they are on",
-    schemas.RealtimeOut,
-    SITE + "/live",
-    "/api/v1/live",
-    "/analytics/realtime",
+@operation(
+    bp,
+    SITE + "/realtime",
+    aliases=[
+        TEAM + "/realtime",
+        SITE + "/live",
+        TEAM + "/live",
+        "/api/v1/live",
+        "/analytics/realtime",
+    ],
+    summary="Visitors in the last five minutes and the pages they are on (or, as SSE, the stream)",
+    tag="analytics",
+    auth="optional",
+    scope=SCOPE,
+    response=schemas.RealtimeOut,
+    errors=ERRORS,
+    params=COMMON + LIMIT,
 )
-def analytics_realtime(actor: Actor, site_id: int | None = None, team: str | None = None):
-    """A snapshot; the range parameters are ignored."""
-    return _answer(actor, site_id, team, reports.realtime)
+def analytics_realtime(actor: Actor | None, site_id: int | None = None, team: str | None = None):
+    """A snapshot (range parameters are ignored). With `Accept: text/event-stream` (seed
+    000's `/api/v1/live` is an EventSource) this is the site's event stream instead."""
+    from pulse.api import analytics_live as live
+
+    if live.wants_stream():
+        return live.stream_response(actor, site_id, team)
+    if actor is None:
+        raise Unauthorized(
+            "Sign in or send an API key.", headers={"WWW-Authenticate": 'Bearer realm="pulse"'}
+        )
+    return _answer(actor, site_id, team, stream.live)

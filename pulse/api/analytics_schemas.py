@@ -48,6 +48,18 @@ class TimeseriesPoint(BaseModel):
     bots: int
 
 
+class AnomalyFlag(BaseModel):
+    """Seed 002's "anomaly flags": a rule that fired on a period comparison."""
+
+    flag: str = Field(
+        description="bounce_rate_spike, zero_unique_users, traffic_drop, traffic_spike "
+        "or agent_share_spike"
+    )
+    metric: str
+    severity: str = Field(description="warning or critical")
+    message: str
+
+
 class StatsOut(BaseModel):
     query: QueryEcho
     visitors: int = Field(description="Distinct daily visitor ids")
@@ -69,6 +81,9 @@ class StatsOut(BaseModel):
     previous_period: Period | None = None
     timeseries: list[TimeseriesPoint] | None = Field(
         default=None, description="With groupBy/interval"
+    )
+    anomaly_flags: list[AnomalyFlag] | None = Field(
+        default=None, description="Insights: seed 002's anomaly flags on the comparison"
     )
 
 
@@ -137,6 +152,12 @@ class EngagementOut(BaseModel):
     buckets: list[EngagementBucket]
 
 
+class AgentNow(BaseModel):
+    agent: str | None
+    visitors: int
+    hits: int
+
+
 class RealtimeOut(BaseModel):
     query: QueryEcho
     window_seconds: int
@@ -149,3 +170,102 @@ class RealtimeOut(BaseModel):
     bots: int
     agent_share: float
     pages: list[BreakdownRow]
+    agents_now: list[AgentNow] = Field(description="Agents and bots seen in the window")
+
+
+class AgentTopPage(BaseModel):
+    page: str
+    hits: int
+
+
+class AgentTrendPoint(BaseModel):
+    date: str = Field(description="Local date, or local ISO datetime for hours")
+    hits: int
+
+
+class AgentTrend(Comparison):
+    """Hits in the range against the previous period, and hits per bucket."""
+
+    series: list[AgentTrendPoint]
+
+
+class AgentRow(BaseModel):
+    agent: str = Field(description="The agent's name (also in `value` and `name`)")
+    value: str
+    name: str
+    category: str | None = Field(description="Most frequent detection category")
+    label: str | None = Field(description="Most frequent classification: agent or bot")
+    hits: int = Field(description="Pageviews plus custom events")
+    pageviews: int
+    events: int
+    visitors: int = Field(description="Distinct daily visitor ids")
+    pages: int = Field(description="Distinct pages read")
+    top_pages: list[AgentTopPage]
+    first_seen: str | None = Field(description="UTC, within the range")
+    last_seen: str | None = Field(description="UTC, within the range")
+    trend: AgentTrend
+
+
+class AgentsOut(BaseModel):
+    query: QueryEcho
+    dimension: str
+    interval: str = Field(description="Buckets of each trend series")
+    agents_seen: int = Field(description="Distinct agents in the range (rows are the top `limit`)")
+    total_hits: int
+    rows: list[AgentRow]
+
+
+class AgentPage(BaseModel):
+    page: str
+    hits: int
+    pageviews: int
+    first_seen: str
+    last_seen: str
+
+
+class AgentOut(AgentRow):
+    query: QueryEcho
+    interval: str
+    pages_read: list[AgentPage] = Field(description="Every page it read (top `limit`)")
+
+
+class AnomalyPoint(BaseModel):
+    date: str
+    start: str = Field(description="UTC start of the bucket")
+    hits: int = Field(description="Hits of the selected classification")
+    expected: float | None = Field(description="Median of the same bucket in earlier weeks")
+    lower: float | None
+    upper: float | None
+    score: float | None = Field(description="Distance from the median in robust spreads")
+    agent_share: float = Field(description="Percent of all hits that are AI agents")
+    expected_agent_share: float | None
+
+
+class Anomaly(BaseModel):
+    type: str = Field(description="spike, drop or agent_share_spike")
+    metric: str = Field(description="hits or agent_share")
+    date: str
+    start: str
+    end: str
+    value: float
+    expected: float
+    score: float
+    severity: str = Field(description="warning, or critical beyond twice the threshold")
+    message: str
+
+
+class Baseline(BaseModel):
+    method: str
+    weeks: int
+    threshold: float
+    min_volume: int
+    min_history: int
+
+
+class AnomaliesOut(BaseModel):
+    query: QueryEcho
+    interval: str = Field(description="hour (ranges up to 7 days) or day")
+    baseline: Baseline
+    series: list[AnomalyPoint]
+    anomalies: list[Anomaly]
+    anomaly_flags: list[AnomalyFlag]
