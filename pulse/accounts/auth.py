@@ -19,15 +19,20 @@ def key_in_headers(authorization: str, api_key: str) -> str | None:
     return api_key.strip() or None
 
 
+QUERY_KEY_PARAMS = ("token", "key", "api_key", "k")
+
+
 def presented_key(allow_query: bool = False) -> str | None:
-    """The API key in `Authorization: Bearer`, `X-API-Key`, or (pixel only) `?k=`."""
+    """The API key in `Authorization: Bearer`, `X-API-Key`, or where the endpoint allows
+    it (the pixel, read-only analytics) in the query string, `?token=` (seed 002) or
+    `?k=` (seed 000's pixel)."""
     key = key_in_headers(
         request.headers.get("Authorization", ""), request.headers.get("X-API-Key", "")
     )
     if key is not None:
         return key
     if allow_query:
-        return request.args.get("k") or None
+        return next((request.args[n] for n in QUERY_KEY_PARAMS if request.args.get(n)), None)
     return None
 
 

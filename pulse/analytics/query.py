@@ -331,7 +331,10 @@ def parse_query(
     limit: int = 10,
     compare: bool = False,
 ) -> Query:
-    """A Query from request arguments; the keyword arguments are the endpoint's defaults."""
+    """A Query from request arguments; the keyword arguments are the endpoint's defaults.
+
+    `compare` turns the previous period on unless the request says `compare=false`.
+    """
     errors = _Errors()
     now = (now or datetime.now(UTC)).astimezone(UTC)
     try:
@@ -354,7 +357,8 @@ def parse_query(
         filters=_filters(args, errors),
         labels=_labels(args, classification, errors),
         period=period,
-        compare=compare or compare_raw in ("previous", "previous_period", "true", "1"),
+        compare=compare_raw in ("previous", "previous_period", "true", "1")
+        or (compare and compare_raw not in ("false", "0", "none")),
         interval=interval,
         limit=_limit(args, limit, errors),
         shift=shift,

@@ -22,7 +22,7 @@ from pulse.api import analytics_schemas as schemas
 from pulse.api import bp
 from pulse.api import serializers as out
 from pulse.api.routing import operation
-from pulse.errors import NotFound, Unauthorized
+from pulse.errors import NotFound, Unauthorized, ValidationFailed
 from pulse.models import Site
 from pulse.sites import service as sites
 from pulse.teams.service import get_team
@@ -66,7 +66,7 @@ FILTER_PARAMS = [
 SITE_PARAM = [("site", "string", "Site-less paths: the site's id, key, name or domain")]
 COMMON = RANGE_PARAMS + FILTER_PARAMS + SITE_PARAM
 LIMIT = [("limit", "integer", "Rows (1-1000, default 10)")]
-COMPARE = [("compare", "string", "`previous`: add the previous period of equal length")]
+COMPARE = [("compare", "string", "`previous` (default on stats) or `false`: the previous period")]
 INTERVAL = [("interval", "string", "hour, day, week or month (alias: groupBy)")]
 
 
@@ -120,6 +120,9 @@ def _op(
         response=response,
         errors=ERRORS,
         params=COMMON + (params if params is not None else LIMIT),
+        # Seed 002 lets a read-only client (a status page, a spreadsheet) put the key
+        # in the query string: `?token=` (also `key`, `api_key`, `k`).
+        query_key=True,
     )
 
 
@@ -132,8 +135,9 @@ def _op(
     params=COMPARE + INTERVAL,
 )
 def analytics_stats(actor: Actor, site_id: int | None = None, team: str | None = None):
-    """Headline numbers; `compare=previous` adds seed 002's `metrics` map, `groupBy` a series."""
-    return _answer(actor, site_id, team, reports.stats)
+    """Headline numbers with seed 002's `metrics` map against the previous period
+    (`compare=false` leaves it out); `groupBy` adds a series."""
+    return _answer(actor, site_id, team, reports.stats, compare=True)
 
 
 @_op(
@@ -165,11 +169,14 @@ def analytics_timeseries(actor: Actor, site_id: int | None = None, team: str | N
 )
 def analytics_pages(actor: Actor, site_id: int | None = None, team: str | None = None):
     """Pages by visitors; seed 002's entry/exit stats with `type`."""
+    kinds = {"top": breakdowns.top_pages, "entry": breakdowns.entry_pages}
+    kinds["exit"] = breakdowns.exit_pages
     kind = request.args.get("type", "top")
-    report = {"entry": breakdowns.entry_pages, "exit": breakdowns.exit_pages}.get(
-        kind, breakdowns.top_pages
-    )
-    return _answer(actor, site_id, team, report)
+    if kind not in kinds:
+        raise ValidationFailed(
+            "Invalid query parameters.", errors={"type": ["Use top, entry or exit."]}
+        )
+    return _answer(actor, site_id, team, kinds[kind])
 
 
 @_op("/pages/entry", "Entry (landing) pages", schemas.BreakdownOut)

@@ -72,7 +72,28 @@ def test_stats_body_is_the_overview(client, tenant):
     q = parse_query(tenant.site, {"since": "2024-10-30", "until": "2024-11-05"})
     expected = reports.overview(q)
     assert {k: body["data"][k] for k in expected} == expected
-    assert body["data"]["visitors"] > 0 and "metrics" not in body["data"]
+    assert body["data"]["visitors"] > 0
+    # Seed 002's stats come with the period comparison; compare=false leaves it out.
+    assert body["data"]["metrics"]["visitors"]["current"] == expected["visitors"]
+    plain = get(client, f"/api/v1/sites/{tenant.site.id}/stats?{SPAN}&compare=false", tenant.key)
+    assert "metrics" not in plain.get_json()["data"]
+
+
+def test_a_key_in_the_query_string_reads_analytics(client, tenant):
+    path = f"/api/v1/sites/{tenant.site.id}/stats?{SPAN}"
+    with_header = get(client, path, tenant.key).get_json()
+    for name in ("token", "key", "api_key"):
+        response = client.get(f"{path}&{name}={tenant.key}")
+        assert response.status_code == 200, name
+        assert response.get_json() == with_header
+    assert client.get(f"{path}&token=sk_live_wrong").status_code == 401
+    assert client.get(path).status_code == 401
+
+
+def test_pages_with_an_unknown_type_is_a_422(client, tenant):
+    response = get(client, f"/api/v1/pages?site={tenant.site.id}&type=bogus", tenant.key)
+    assert response.status_code == 422
+    assert "type" in response.get_json()["errors"]
 
 
 @pytest.mark.parametrize(
