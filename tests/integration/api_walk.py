@@ -23,7 +23,23 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "SignInIn": {"email": "walker2@example.test", "password": "correct horse battery"},
     "TrackEvent": {"name": "pageview", "url": "https://walked.example/"},
     "Batch": {"events": [{"name": "pageview", "url": "https://walked.example/"}]},
+    "QueryIn": {"metrics": ["visitors"]},
+    "FunnelIn": {"steps": ["/", "/pricing"]},
 }
+
+
+def analytics_values(tenant: Any) -> dict[str, Any]:
+    """Path values of the analytics routes: one stored visit, and an agent's name."""
+    from pulse.extensions import db
+    from pulse.models import Visit, utcnow
+
+    visit_id = f"walk-{tenant.team.slug}"
+    now = utcnow()
+    db.session.add(
+        Visit(id=visit_id, site_id=tenant.site.id, visitor_id=1, started_at=now, last_seen_at=now)
+    )
+    db.session.commit()
+    return {"session_id": visit_id, "name": "GPTBot"}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pulse.extensions import db
 from pulse.models import ApiKey, Site, Team
 from pulse.teams import service as teams
 from tests.factories import bearer, make_tenant
-from tests.integration.api_walk import api_routes
+from tests.integration.api_walk import analytics_values, api_routes
 
 HUGE = "a" * 1_000_000
 HOSTILE_BODIES: list[tuple[str, bytes]] = [
@@ -112,6 +112,7 @@ def tenant_values(app):
         "key_id": key.id,
         "user_id": tenant.owner.id,
         "invitation_id": invitation.id,
+        **analytics_values(tenant),
     }
     return tenant, values
 

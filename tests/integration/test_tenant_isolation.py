@@ -11,7 +11,7 @@ from pulse.extensions import db
 from pulse.models import ApiKey, Invitation, Site, Team
 from pulse.teams import service as teams
 from tests.factories import bearer, make_key, make_tenant, sign_in
-from tests.integration.api_walk import api_routes
+from tests.integration.api_walk import analytics_values, api_routes
 
 
 def _values(tenant) -> dict[str, object]:
@@ -26,6 +26,7 @@ def _values(tenant) -> dict[str, object]:
         "key_id": key.id,
         "user_id": tenant.owner.id,
         "invitation_id": invitation.id,
+        **analytics_values(tenant),
     }
 
 
