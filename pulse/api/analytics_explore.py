@@ -20,7 +20,7 @@ from pulse.analytics.query import Query, parse_query
 from pulse.api import analytics_explore_schemas as schemas
 from pulse.api import bp
 from pulse.api import serializers as out
-from pulse.api.analytics import COMMON, ERRORS, SCOPE, SITE, _op, _paths, _site
+from pulse.api.analytics import COMMON, ERRORS, SCOPE, SITE, SITE_PARAMS, _op, _paths, _site
 from pulse.api.routing import operation
 from pulse.errors import NotFound, ValidationFailed
 from pulse.models import Site
@@ -84,6 +84,8 @@ def analytics_events(actor: Actor, site_id: int | None = None, team: str | None 
         site_id,
         team,
         lambda q: explore.events(q, cursor=cursor, session_id=session),
+        # "All events of a session" (seed 002) should not stop at the last 24 hours.
+        default_period="all" if session is not None else None,
         limit=100,
     )
 
@@ -141,11 +143,17 @@ def analytics_session(
             errors={"limit": [f"An integer from 1 to {SESSION_LIMIT}."]},
         )
     site: Site
-    if site_id is None and team is None:
+    if site_id is None and team is None and any(request.args.get(n) for n in SITE_PARAMS):
+        site = _site(actor, None, None)
+    elif site_id is None and team is None:
         owner = explore.site_of_session(session_id) if len(session_id) <= 64 else None
         if owner is None:
             raise NotFound("Session not found.")
-        site = sites.get_site(actor, owner, scope=SCOPE)
+        try:
+            site = sites.get_site(actor, owner, scope=SCOPE)
+        except NotFound:
+            # The same answer as for no such session: ids of other teams stay secret.
+            raise NotFound("Session not found.") from None
     else:
         site = _site(actor, site_id, team)
     zone = explore.site_zone(site.timezone)

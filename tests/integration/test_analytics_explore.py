@@ -405,6 +405,24 @@ def test_session_detail_paths_and_isolation(client, world):
         assert response.get_json()["error"] == "not_found"
     limited = make_key(tenant.team, tenant.owner, ["stats:read"], site_id=other_site.id)
     assert get(client, f"/api/v1/session/{session}", limited).status_code == 404
+    # An outsider cannot tell another team's session from one that does not exist.
+    theirs = get(client, f"/api/v1/session/{session}", outsider.key).get_json()
+    assert theirs == get(client, "/api/v1/session/no-such-session", outsider.key).get_json()
+    # ?site= names the site (seed 000): the session must belong to it.
+    named = get(client, f"/api/v1/session/{session}?site={site.id}", tenant.key)
+    assert named.get_json() == bodies[0].get_json()
+    wrong = get(client, f"/api/v1/session/{session}?site={other_site.id}", tenant.key)
+    assert wrong.status_code == 404
+
+
+def test_a_sessions_events_need_no_range(client, world):
+    tenant, site = world["tenant"], world["sites"]["new_york"]
+    session = world["data"]["new_york"]["visits"][3]["id"]
+    path = f"/api/v1/events?site={site.id}&session_id={session}&classification=all"
+    response = get(client, path, tenant.key)
+    events = response.get_json()["data"]["events"]
+    expected = [e for e in world["data"]["new_york"]["events"] if e["session_id"] == session]
+    assert events and len(events) == len([e for e in expected if e["name"] != "session_end"])
 
 
 def test_a_key_without_stats_read_is_403(client, world):
