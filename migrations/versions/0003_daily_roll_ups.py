@@ -81,6 +81,19 @@ def upgrade():
     with op.batch_alter_table('rollup_visits', schema=None) as batch_op:
         batch_op.create_index('ix_rollup_visits_site_dim_day', ['site_id', 'dim', 'day'], unique=False)
 
+    op.create_table('rollup_users',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('site_id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('user_id', sa.String(length=128), nullable=True),
+    sa.Column('label', sa.String(length=8), nullable=False),
+    sa.Column('events', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['site_id'], ['sites.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('rollup_users', schema=None) as batch_op:
+        batch_op.create_index('ix_rollup_users_site_day', ['site_id', 'day'], unique=False)
+
     # Days stored before roll-ups existed: due for a build, read raw until then.
     if op.get_bind().dialect.name == "postgresql":
         day = "(ts AT TIME ZONE 'UTC')::date"
@@ -99,6 +112,10 @@ def downgrade():
         batch_op.drop_index('ix_rollup_visits_site_dim_day')
 
     op.drop_table('rollup_visits')
+    with op.batch_alter_table('rollup_users', schema=None) as batch_op:
+        batch_op.drop_index('ix_rollup_users_site_day')
+
+    op.drop_table('rollup_users')
     with op.batch_alter_table('rollup_hits', schema=None) as batch_op:
         batch_op.drop_index('ix_rollup_hits_site_dim_day')
 

@@ -1,4 +1,4 @@
-"""Three SQL expressions that SQLite and PostgreSQL spell differently.
+"""SQL expressions that SQLite and PostgreSQL spell differently.
 
 - `PropText(props, key)`: a JSON property as text, the same text on both
   (`true`, `42`, `plan-a`; NULL when absent or null).
@@ -84,3 +84,21 @@ def _binary_default(element: BinaryOrder, compiler: Any, **kw: Any) -> str:
 @compiles(BinaryOrder, "postgresql")
 def _binary_postgresql(element: BinaryOrder, compiler: Any, **kw: Any) -> str:
     return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+class DayNumber(FunctionElement[int]):
+    """Days since 1970-01-01 of a DATE column (the roll-ups' day), as an integer."""
+
+    type = BigInteger()
+    name = "day_number"
+    inherit_cache = True
+
+
+@compiles(DayNumber)
+def _day_number_default(element: DayNumber, compiler: Any, **kw: Any) -> str:
+    return f"CAST(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5 AS INTEGER)"
+
+
+@compiles(DayNumber, "postgresql")
+def _day_number_postgresql(element: DayNumber, compiler: Any, **kw: Any) -> str:
+    return f"(({compiler.process(element.clauses, **kw)}) - DATE '1970-01-01')"

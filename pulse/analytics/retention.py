@@ -18,8 +18,10 @@ Rules, in the site's calendar (weeks start on Monday):
 - `average_rates[k]` is the returning users at offset k over the users of every
   cohort old enough to have an offset k (so `average_rates[0]` is 1.0). Rates are 0-1.
 
-The SQL: distinct (user, period) pairs of the range (one pass over the site_id+ts
-index), each user's first period, and a count per (cohort, offset).
+The SQL: distinct (user, period) pairs of the range, each user's first period, and a
+count per (cohort, offset). For a site whose days are UTC days, the pairs of days with
+a fresh roll-up come from `rollup_users` (a day's distinct users, not its hits) and
+only the rest (today, days not built) from the raw events.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select
+from sqlalchemy import Integer, String, bindparam, func, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
+from pulse.analytics import rollups
 from pulse.analytics.buckets import bucket_starts
 from pulse.analytics.dimensions import EVENTS
 from pulse.analytics.funnel import roomy_sorts
@@ -137,6 +140,19 @@ def _local_day_postgresql(element: LocalDay, compiler: Any, **kw: Any) -> str:
     return f"((({column}) AT TIME ZONE {zone})::date - DATE '1970-01-01')"
 
 
+def _raw_periods(part: Query, q: Query, grain: str) -> Any:
+    """(u, p, n) from the raw events of `part` (a window of q), periods in q's calendar."""
+    where = [*events_where(part)]
+    chosen = selected(EVENTS.c.label, part.labels)
+    if chosen is not None:
+        where.append(chosen)
+    user = func.nullif(EVENTS.c.user_id, "")
+    day = LocalDay(EVENTS.c.ts, q)
+    period = day if grain == "day" else (day + 3) // 7
+    hits = select(user.label("u"), period.label("p")).where(*where).subquery("hits")
+    return select(hits.c.u, hits.c.p, func.count().label("n")).group_by(hits.c.u, hits.c.p)
+
+
 def cohort_counts(q: Query, grain: str) -> tuple[dict[tuple[int, int], int], int]:
     """({(cohort key, offset): users}, events without a user_id), in one statement.
 
@@ -145,17 +161,18 @@ def cohort_counts(q: Query, grain: str) -> tuple[dict[tuple[int, int], int], int
     gathers the events without a user_id.
     """
     roomy_sorts()
-    where = [*events_where(q)]
-    chosen = selected(EVENTS.c.label, q.labels)
-    if chosen is not None:
-        where.append(chosen)
-    user = func.nullif(EVENTS.c.user_id, "")
-    day = LocalDay(EVENTS.c.ts, q)
-    period = day if grain == "day" else (day + 3) // 7
-    hits = select(user.label("u"), period.label("p")).where(*where).subquery("hits")
+    runs: rollups.Runs = []
+    if not q.filters and rollups.utc_calendar(q, "day"):
+        runs = rollups.covered(q)
+    parts = [_raw_periods(part, q, grain) for part in rollups.not_covered(q, runs)]
+    if runs:
+        parts.append(rollups.user_periods(q, runs, grain))
+    if not parts:
+        return {}, 0
+    every = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("every")
     pairs = (
-        select(hits.c.u, hits.c.p, func.count().label("n"))
-        .group_by(hits.c.u, hits.c.p)
+        select(every.c.u, every.c.p, func.sum(every.c.n).label("n"))
+        .group_by(every.c.u, every.c.p)
         .subquery("pairs")
     )
     cohort = func.min(pairs.c.p).over(partition_by=pairs.c.u)

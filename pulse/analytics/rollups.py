@@ -48,9 +48,11 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from pulse.analytics.buckets import key_of, month_starts, offset_segments
 from pulse.analytics.dimensions import EVENTS, VISITS
+from pulse.analytics.expressions import DayNumber
 from pulse.analytics.query import LABELS, Filter, Query
+from pulse.analytics.sql import selected
 from pulse.extensions import db
-from pulse.models import RollupDay, RollupHit, RollupVisit, utcnow
+from pulse.models import RollupDay, RollupHit, RollupUser, RollupVisit, utcnow
 from pulse.models.rollup import LABEL_BITS
 
 log = logging.getLogger(__name__)
@@ -329,6 +331,22 @@ HITS_SQL = _lateral_sql("events", "ts", HIT_DIMENSIONS, _hit_sums())
 VISITS_SQL = _lateral_sql("visits", "started_at", VISIT_DIMENSIONS, _visit_sums())
 
 
+def _users_statement(site_id: int, day: date) -> Any:
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    user = func.nullif(EVENTS.c.user_id, "")
+    rows = (
+        select(literal(site_id), literal(day), user, EVENTS.c.label, func.count())
+        .where(
+            EVENTS.c.site_id == site_id,
+            EVENTS.c.ts >= start,
+            EVENTS.c.ts < end,
+            EVENTS.c.name != "session_end",
+        )
+        .group_by(user, EVENTS.c.label)
+    )
+    return insert(RollupUser).from_select(["site_id", "day", "user_id", "label", "events"], rows)
+
+
 def build_day(site_id: int, day: date) -> None:
     """Replace the roll-up of one site's day with one computed from its raw rows.
 
@@ -342,8 +360,9 @@ def build_day(site_id: int, day: date) -> None:
         db.session.add(RollupDay(site_id=site_id, day=day, version=0))
         db.session.flush()
         version = 0
-    for table in (RollupHit, RollupVisit):
+    for table in (RollupHit, RollupVisit, RollupUser):
         db.session.execute(delete(table).where(table.site_id == site_id, table.day == day))
+    db.session.execute(_users_statement(site_id, day))
     if db.session.get_bind().dialect.name == "postgresql":
         # Hashing a day's rows per visitor and dimension spills to disk at the default
         # 4 MB; a background build can afford more, for this transaction only.
@@ -566,4 +585,24 @@ def days_of(site_id: int, start: date, end: date) -> list[date]:
             )
             .order_by(RollupDay.day)
         )
+    )
+
+
+def user_periods(q: Query, runs: Runs, grain: str) -> Any:
+    """(u, p, n): events per user and day (grain "day") or Monday week of the covered days.
+
+    For sites whose days are UTC days (utc_calendar); retention adds the raw rest.
+    """
+    t = RollupUser.__table__
+    day = DayNumber(t.c.day)
+    period = day if grain == "day" else (day + 3) // 7
+    where = [t.c.site_id == q.site_id]
+    where.append(or_(*[and_(t.c.day >= s.date(), t.c.day < e.date()) for s, e in runs]))
+    chosen = selected(t.c.label, q.labels)
+    if chosen is not None:
+        where.append(chosen)
+    return (
+        select(t.c.user_id.label("u"), period.label("p"), func.sum(t.c.events).label("n"))
+        .where(*where)
+        .group_by(t.c.user_id, period)
     )

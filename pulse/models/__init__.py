@@ -4,7 +4,7 @@ from pulse.models.api_key import ApiKey
 from pulse.models.audit import AuditLog
 from pulse.models.event import DailySalt, Event, Visit
 from pulse.models.idempotency import IdempotencyRecord
-from pulse.models.rollup import RollupDay, RollupHit, RollupVisit
+from pulse.models.rollup import RollupDay, RollupHit, RollupUser, RollupVisit
 from pulse.models.site import Site
 from pulse.models.team import ROLES, TIERS, Invitation, Membership, Team
 from pulse.models.types import utcnow
@@ -22,6 +22,7 @@ __all__ = [
     "Membership",
     "RollupDay",
     "RollupHit",
+    "RollupUser",
     "RollupVisit",
     "Site",
     "Team",

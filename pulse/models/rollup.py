@@ -93,3 +93,21 @@ class RollupVisit(db.Model):
     score_human: Mapped[float] = mapped_column(Float, nullable=False)
     score_agent: Mapped[float] = mapped_column(Float, nullable=False)
     score_bot: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class RollupUser(db.Model):
+    """Hits of one day per signed-in user (`user_id`, NULL for the rest) and label.
+
+    Retention reads these (user, day) pairs instead of every event: a day's rows are
+    its distinct users, not its hits.
+    """
+
+    __tablename__ = "rollup_users"
+    __table_args__ = (Index("ix_rollup_users_site_day", "site_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(String(8), nullable=False)
+    events: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -243,3 +243,37 @@ def test_utc_time_series_from_rollups_match_reference(utc_site, monkeypatch, spa
         assert reports.timeseries(q)["points"] == ref.ref_timeseries(q, data, interval), cls
         assert strip(reports.overview(q)) == ref.ref_overview(q, data), cls
     assert bool(reads) == (interval != "hour")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"period": "week", "periods": "8"},
+        {"period": "day", "periods": "14"},
+        {"period": "day", "since": "2024-10-25", "until": "2024-11-06", "classification": "all"},
+        {"period": "week", "periods": "6", "country": "DE"},  # a filter: raw
+    ],
+)
+def test_retention_from_rollups_matches_the_reference(app, monkeypatch, args):
+    from pulse.analytics.retention import parse_retention, retention
+    from tests import funnel_reference as fref
+    from tests.factories import make_tenant
+
+    tenant = make_tenant("retained")
+    tenant.site.timezone = "UTC"
+    db.session.commit()
+    data = fref.generate(tenant.site.id, "UTC", seed=11)
+    rollups.mark_existing()
+    assert rollups.refresh_due(now=fref.NOW) > 0
+    reads = []
+    monkeypatch.setattr(
+        rollups, "user_periods", lambda *a, _f=rollups.user_periods: reads.append(1) or _f(*a)
+    )
+    q, grain = parse_retention(tenant.site, args, now=fref.NOW)
+    report, expected = retention(q, grain), fref.ref_retention(q, grain, data)
+    assert report["users"] == expected["users"] > 0
+    assert report["average_rates"] == expected["average_rates"]
+    assert report["unidentified_events"] == expected["unidentified_events"]
+    got = [{k: c[k] for k in ("cohort", "size", "returning", "rates")} for c in report["cohorts"]]
+    assert got == expected["cohorts"]
+    assert bool(reads) == ("country" not in args)
