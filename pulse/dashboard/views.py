@@ -8,7 +8,16 @@ from flask import Response, g, request
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
-from pulse.dashboard import accounts, bp, keys, members, sites, teams  # noqa: F401  (routes)
+from pulse.dashboard import (  # noqa: F401  (routes)
+    accounts,
+    analytics,
+    bp,
+    explore,
+    keys,
+    members,
+    sites,
+    teams,
+)
 from pulse.dashboard.web import actor
 from pulse.extensions import db
 from pulse.models import Team
@@ -26,6 +35,15 @@ SECTIONS = {
     "dashboard.new_site": "dashboard.sites",
     "dashboard.site_settings": "dashboard.sites",
     "dashboard.delete_site": "dashboard.sites",
+    "dashboard.site_overview": "dashboard.sites",
+    "dashboard.site_realtime": "dashboard.sites",
+    "dashboard.site_agents": "dashboard.sites",
+    "dashboard.site_sessions": "dashboard.sites",
+    "dashboard.site_events": "dashboard.sites",
+    "dashboard.session_timeline": "dashboard.sites",
+    "dashboard.site_funnels": "dashboard.sites",
+    "dashboard.site_retention": "dashboard.sites",
+    "dashboard.site_heatmap": "dashboard.sites",
     "dashboard.api_keys": "dashboard.api_keys",
     "dashboard.revoke_key": "dashboard.api_keys",
     "dashboard.members": "dashboard.members",
