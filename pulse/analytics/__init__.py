@@ -1,12 +1,12 @@
 """The read path: one query layer for the API, the dashboard and the MCP server.
 
 `query.parse_query` turns request arguments into a `Query` (a site, a UTC range
-computed in the site's time zone, filters, a classification); the functions in
-`reports` take a Query and return plain dicts. Nothing here imports Flask.
+computed in the site's time zone, filters, a classification); report modules take a
+Query and return plain dicts. Nothing here imports Flask.
 
-The roll-up seam: every report reads through the `_events_*` / `_visits_*` helpers
-in `reports` (raw `events` and `visits`, bounded by the site_id+ts and
-site_id+started_at indexes). A roll-up table maintained by the ingest drainer can
-answer the common cases (no property filter, day buckets) behind the same
-signatures; the report functions and their callers do not change.
+Counts go through `raw.event_counts` / `raw.visit_counts`: whole UTC days with a fresh
+daily roll-up (`rollups.py`, built by a periodic job) are read from the roll-up
+tables, the rest of the range from the raw `events` and `visits`, and the two are
+added. Reports of rows rather than counts (explore.py's logs, funnel.py,
+agents.py's first/last seen, the stream's replay) read the raw tables themselves.
 """
