@@ -9,9 +9,7 @@ browser's own session.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -19,26 +17,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, Page, expect
-from werkzeug.serving import make_server
 
 from tests.browser.test_dashboard_browser import add_site, screenshot, sign_up_and_create_team
+from tests.serving import serve
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 15_000  # ms: the realtime panel polls every 5 s; other helpers share the CPUs
-
-
-@contextmanager
-def serve(wsgi_app: Callable[..., Any], name: str) -> Iterator[str]:
-    """A WSGI app on a free loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 @dataclass

@@ -16,7 +16,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from pulse import tracker
 from pulse.accounts.actor import Actor
@@ -36,6 +34,7 @@ from pulse.models import Event
 from pulse.sites import service as sites
 from tests.browser.conftest import SCREENSHOTS
 from tests.factories import make_tenant
+from tests.serving import serve
 
 PAGES = Path(__file__).resolve().parent / "pages"
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -123,20 +122,6 @@ class Recorder:
             time.sleep(0.05)
         names = [(e["name"], urlsplit(e["url"]).path) for e in self.events(site)]
         raise AssertionError(f"timed out; events so far: {names}")
-
-
-@contextmanager
-def serve(wsgi_app: Callable[..., Any], name: str) -> Iterator[str]:
-    """A WSGI app on a free loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 @dataclass

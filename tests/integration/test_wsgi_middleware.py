@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from flask import Flask
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from pulse import create_app
@@ -23,6 +19,7 @@ from pulse.integrations.wsgi import PulseMiddleware, retry_delay
 from pulse.models import Event, Visit
 from tests.conftest import _empty_tables
 from tests.factories import make_key, make_tenant
+from tests.serving import serve
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -45,20 +42,6 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 AGENTS = [CHROME, FIREFOX, IPHONE, GPTBOT, CLAUDEBOT, GOOGLEBOT]
 
 
-@contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    """The Pulse app on a free loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="pulse-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-
-
 @pytest.fixture
 def pulse(app):
     """(base URL, site key, events:write key) of a live Pulse with one site."""
@@ -67,7 +50,7 @@ def pulse(app):
     key = make_key(tenant.team, tenant.owner, ["events:write"])
     site_key = tenant.site.site_key
     db.session.commit()
-    with serving(app) as base:
+    with serve(app) as base:
         yield base, site_key, key
     clear_cache()
 
@@ -214,7 +197,7 @@ def test_a_rate_limited_batch_is_retried_then_given_up(settings, monkeypatch):
         site = tenant.site.site_key
         db.session.commit()
         try:
-            with serving(app) as base:
+            with serve(app) as base:
                 middleware = wrap(site_app, base, site, key, retries=2, max_delay=0.05)
                 for _ in range(8):  # one batch of 8 events: over the budget of 5 a minute
                     Client(middleware).get("/", headers={"User-Agent": CHROME})
