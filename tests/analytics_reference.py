@@ -174,6 +174,34 @@ def generate(site_id: int, timezone: str, seed: int, visits: int = 160) -> dict[
     return {"events": event_rows, "visits": visit_rows}
 
 
+ZONES = {"new_york": "America/New_York", "kathmandu": "Asia/Kathmandu"}
+
+
+class World(dict):
+    """A fixture's value; a short repr keeps hypothesis' failure reports readable."""
+
+    def __repr__(self) -> str:
+        return "<world>"
+
+
+def two_zone_world(slug: str, seed: int) -> World:
+    """A team with two sites, in New York (a DST change) and Kathmandu (+5:45), each
+    with its own generated traffic: tenant, sites and data by zone name."""
+    from tests.factories import make_site, make_tenant
+
+    tenant = make_tenant(slug)
+    other = make_site(tenant.team, tenant.owner, "kathmandu.example")
+    tenant.site.timezone = ZONES["new_york"]
+    other.timezone = ZONES["kathmandu"]
+    db.session.commit()
+    sites = {"new_york": tenant.site, "kathmandu": other}
+    data = {
+        name: generate(site.id, site.timezone, seed=seed + i)
+        for i, (name, site) in enumerate(sites.items())
+    }
+    return World(tenant=tenant, sites=sites, data=data)
+
+
 # The reference -------------------------------------------------------------------
 
 

@@ -12,35 +12,16 @@ from hypothesis import strategies as st
 from pulse.analytics import breakdowns, reports
 from pulse.analytics.dimensions import DIMENSIONS, dimension
 from pulse.analytics.query import Query, parse_query
-from pulse.extensions import db
 from tests import analytics_reference as ref
-from tests.factories import make_site, make_tenant
 
-ZONES = {"new_york": "America/New_York", "kathmandu": "Asia/Kathmandu"}
+ZONES = ref.ZONES
 NOW = datetime(2024, 11, 5, 15, 30, tzinfo=UTC)
-
-
-class World(dict):
-    """The fixture's value; a short repr keeps hypothesis' failure reports readable."""
-
-    def __repr__(self) -> str:
-        return "<world>"
 
 
 @pytest.fixture
 def world(app):
     """A team with two sites in two time zones, each with its own traffic."""
-    tenant = make_tenant("analytics")
-    other = make_site(tenant.team, tenant.owner, "kathmandu.example")
-    tenant.site.timezone = ZONES["new_york"]
-    other.timezone = ZONES["kathmandu"]
-    db.session.commit()
-    sites = {"new_york": tenant.site, "kathmandu": other}
-    data = {
-        name: ref.generate(site.id, site.timezone, seed=7 + i)
-        for i, (name, site) in enumerate(sites.items())
-    }
-    return World(tenant=tenant, sites=sites, data=data)
+    return ref.two_zone_world("analytics", seed=7)
 
 
 def q_for(world, zone: str, args: dict[str, str], **kw) -> tuple[Query, dict]:

@@ -12,9 +12,9 @@ from pulse.analytics.query import parse_query
 from pulse.extensions import db
 from tests import analytics_reference as ref
 from tests import explore_reference as xref
-from tests.factories import bearer, make_key, make_site, make_tenant
+from tests.factories import bearer, make_key, make_tenant
 
-ZONES = {"new_york": "America/New_York", "kathmandu": "Asia/Kathmandu"}
+ZONES = ref.ZONES
 NOW = datetime(2024, 11, 5, 15, 30, tzinfo=UTC)
 RANGES = [
     {"since": "2024-10-29", "until": "2024-11-06"},
@@ -36,26 +36,12 @@ COMBINED = [
 PRIVATE = {"visitor_id", "user_id", "user_agent", "ip", "referrer_url"}
 
 
-class World(dict):
-    def __repr__(self) -> str:
-        return "<world>"
-
-
 @pytest.fixture
 def world(app):
-    tenant = make_tenant("explore")
-    other = make_site(tenant.team, tenant.owner, "kathmandu.example")
-    tenant.site.timezone = ZONES["new_york"]
-    other.timezone = ZONES["kathmandu"]
-    db.session.commit()
-    sites = {"new_york": tenant.site, "kathmandu": other}
-    data = {
-        name: ref.generate(site.id, site.timezone, seed=11 + i)
-        for i, (name, site) in enumerate(sites.items())
-    }
+    world = ref.two_zone_world("explore", seed=11)
     rollups.mark_existing()  # stored without the ingest path: no day is rolled up yet
     db.session.commit()
-    return World(tenant=tenant, sites=sites, data=data)
+    return world
 
 
 @pytest.fixture
