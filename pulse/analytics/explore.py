@@ -109,16 +109,9 @@ def _after(ts: Any, ident: Any, cursor: str | None, numeric: bool) -> Any:
 # The event log --------------------------------------------------------------------
 
 
-def _event(row: Any, tz: ZoneInfo) -> dict[str, Any]:
+def _arrival_and_client(row: Any) -> dict[str, Any]:
+    """Where a hit or visit came from and what sent it: the columns events and visits share."""
     return {
-        "id": row.event_uid,
-        "event": row.name,
-        "page": row.pathname,
-        "hostname": row.hostname,
-        "timestamp": iso(row.ts),
-        "local_time": _local(row.ts, tz),
-        "session_id": row.session_id,
-        "properties": row.props or {},
         "source": row.source,
         "channel": row.channel,
         "referrer": row.referrer_host,
@@ -132,6 +125,20 @@ def _event(row: Any, tz: ZoneInfo) -> dict[str, Any]:
         "classification": row.label,
         "agent": row.agent_name,
         "agent_category": row.agent_category,
+    }
+
+
+def _event(row: Any, tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": row.event_uid,
+        "event": row.name,
+        "page": row.pathname,
+        "hostname": row.hostname,
+        "timestamp": iso(row.ts),
+        "local_time": _local(row.ts, tz),
+        "session_id": row.session_id,
+        "properties": row.props or {},
+        **_arrival_and_client(row),
     }
 
 
@@ -236,19 +243,7 @@ def _session(row: Any, tz: ZoneInfo) -> dict[str, Any]:
         "events": row.events,
         "bounce": bool(row.is_bounce),
         "engagement_score": row.engagement_score,
-        "source": row.source,
-        "channel": row.channel,
-        "referrer": row.referrer_host,
-        "utm_source": row.utm_source,
-        "utm_medium": row.utm_medium,
-        "utm_campaign": row.utm_campaign,
-        "country": row.country,
-        "device": row.device,
-        "browser": row.browser,
-        "os": row.os,
-        "classification": row.label,
-        "agent": row.agent_name,
-        "agent_category": row.agent_category,
+        **_arrival_and_client(row),
     }
 
 
