@@ -65,7 +65,10 @@ def _epoch_default(element: EpochSeconds, compiler: Any, **kw: Any) -> str:
 
 @compiles(EpochSeconds, "sqlite")
 def _epoch_sqlite(element: EpochSeconds, compiler: Any, **kw: Any) -> str:
-    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+    # Whole seconds of the text only: SQLite rounds a fraction to milliseconds, which
+    # would carry 23:59:59.9999995 over into the next day.
+    ts = compiler.process(element.clauses, **kw)
+    return f"CAST(strftime('%s', substr({ts}, 1, 19)) AS INTEGER)"
 
 
 class BinaryOrder(FunctionElement[str]):
