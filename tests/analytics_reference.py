@@ -47,6 +47,19 @@ def _visitor_id(site_id: int, person: int, moment: datetime) -> int:
     return int.from_bytes(digest[:7], "big")
 
 
+def _steady_client(person: int) -> tuple[dict[str, Any], str, str | None]:
+    """The client, label and agent of a person in a steady world: the same every day."""
+    fixed = random.Random(person)
+    place = {
+        "country": fixed.choice(["US", "DE", "NP", None]),
+        "browser": fixed.choice(["Chrome", "Firefox", "Safari", None]),
+        "os": fixed.choice(["Windows", "macOS", "Android", "iOS"]),
+        "device": fixed.choice(["desktop", "mobile", "tablet"]),
+    }
+    label = fixed.choices(LABELS, weights=[70, 15, 15])[0]
+    return place, label, fixed.choice(AGENTS[label]) if label != "human" else None
+
+
 def _start_times(rng: random.Random, tz: ZoneInfo, count: int) -> list[datetime]:
     """Mostly uniform, some just around local midnights and the DST change."""
     times = []
@@ -64,8 +77,15 @@ def _start_times(rng: random.Random, tz: ZoneInfo, count: int) -> list[datetime]
     return times
 
 
-def generate(site_id: int, timezone: str, seed: int, visits: int = 160) -> dict[str, list]:
-    """Insert a week and a bit of traffic for a site; return the rows as dicts."""
+def generate(
+    site_id: int, timezone: str, seed: int, visits: int = 160, steady: bool = False
+) -> dict[str, list]:
+    """Insert a week and a bit of traffic for a site; return the rows as dicts.
+
+    With `steady`, each person keeps one country, browser, OS, device and label, as a
+    real visitor id (a hash of IP address and user agent) does; by default they change
+    from visit to visit, and the label from hit to hit.
+    """
     rng = random.Random(seed)
     tz = ZoneInfo(timezone)
     event_rows: list[dict[str, Any]] = []
@@ -86,6 +106,8 @@ def generate(site_id: int, timezone: str, seed: int, visits: int = 160) -> dict[
             "device": rng.choice(["desktop", "mobile", "tablet"]),
         }
         agent = rng.choice(AGENTS[label]) if label != "human" else None
+        if steady:
+            place, label, agent = _steady_client(person)
         hostname = rng.choice(["example.com", "www.example.com"])
         session_id = f"s{site_id}-{n}"
         ts = started
@@ -103,6 +125,8 @@ def generate(site_id: int, timezone: str, seed: int, visits: int = 160) -> dict[
             elif is_view and rng.random() < 0.3:
                 props = {"lang": rng.choice(["en", "de"])}
             hit_label = label if rng.random() < 0.85 else rng.choice(LABELS)
+            if steady:
+                hit_label = label
             hits.append(
                 {
                     "site_id": site_id,

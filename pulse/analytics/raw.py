@@ -25,6 +25,7 @@ from pulse.analytics.expressions import BinaryOrder, PropText
 from pulse.analytics.query import LABELS, Query
 from pulse.analytics.sql import events_where, selected, visits_where
 from pulse.extensions import db
+from pulse.models import RollupHit, RollupVisit
 
 
 def _both(first: Any, second: Any) -> Any:
@@ -94,7 +95,7 @@ def event_counts(
     `sql.bucket_key` of that interval, so roll-ups may answer.
     """
     if not sessions and (key is None or dimension is not None or interval is not None):
-        runs = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS)
+        runs = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS, RollupHit)
         if runs:
             rolled = rollups.hit_counts(q, rollups.DAY if interval else dimension, runs)
             if interval is not None:
@@ -151,7 +152,7 @@ def visit_counts(
     `dimension` or `interval` name what `key` is, as for event_counts.
     """
     if key is None or dimension is not None or interval is not None:
-        runs = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS)
+        runs = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
         if runs:
             rolled = rollups.visit_counts(q, rollups.DAY if interval else dimension, runs)
             if interval is not None:
@@ -162,14 +163,22 @@ def visit_counts(
 
 
 def _covered(
-    q: Query, dimension: str | None, interval: str | None, dimensions: dict[str, str | None]
+    q: Query,
+    dimension: str | None,
+    interval: str | None,
+    dimensions: dict[str, str | None],
+    table: Any,
 ) -> rollups.Runs:
-    """The days roll-ups answer, when they can answer this question at all."""
+    """The days roll-ups (of `table`) answer, when they can answer this question at all."""
     if interval is not None and not rollups.utc_calendar(q, interval):
         return []
-    if not rollups.usable(q, rollups.DAY if interval else dimension, dimensions):
+    grouping = rollups.DAY if interval else dimension
+    if not rollups.usable(q, grouping, dimensions):
         return []
-    return rollups.covered(q)
+    runs = rollups.covered(q)
+    if runs and rollups.by_client(q, grouping):
+        runs = rollups.partitioned(table, q, runs)
+    return runs
 
 
 def _combine(

@@ -17,12 +17,16 @@ checked "is this day over?" just before midnight has committed by then.
 
 What a roll-up answers: totals and one dimension of `HIT_DIMENSIONS` (hits) or
 `VISIT_DIMENSIONS` (visits), for any classification, with at most a filter on that
-same dimension. Property filters, several filters, hourly buckets and time-of-day
-questions go to the raw tables.
+same dimension. Totals and day series under several filters on the client
+dimensions (country, browser, OS, device, agent: what a visitor's IP address and
+user agent, the inputs of its id, fix) read the `@client` rows, which hold each
+combination of those values. Property filters, other filters together, hourly
+buckets and time-of-day questions go to the raw tables.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -53,7 +57,7 @@ from pulse.analytics.query import LABELS, Filter, Query
 from pulse.analytics.sql import selected
 from pulse.extensions import db
 from pulse.models import RollupDay, RollupHit, RollupUser, RollupVisit, utcnow
-from pulse.models.rollup import LABEL_BITS
+from pulse.models.rollup import LABEL_BITS, ROLLUP_LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,18 @@ VISIT_DIMENSIONS: dict[str, str | None] = {
     "agent": "agent_name",
     "agent_category": "agent_category",
 }
+CLIENT = "@client"
+# The client dimensions and their columns (the same on events and visits), in the
+# order of the JSON array a `@client` row's value holds.
+CLIENT_DIMENSIONS = {
+    "country": "country",
+    "browser": "browser",
+    "os": "os",
+    "device": "device",
+    "agent": "agent_name",
+    "agent_category": "agent_category",
+}
+CLIENT_COLUMNS = tuple(CLIENT_DIMENSIONS.values())
 VISIT_SUMS = ("pageviews", "bounces", "duration", "scored", "score")
 DAY = "@day"  # not a dimension: group by the roll-up's day (time series of UTC sites)
 
@@ -174,6 +190,19 @@ def _count_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
 
+def _built(dimensions: dict[str, str | None]) -> list[tuple[str, str | None]]:
+    """The (dim, column) pairs a build writes: the dimensions, then `@client`."""
+    return [*dimensions.items(), (CLIENT, None)]
+
+
+def _core_value(table: Any, name: str, column: str | None) -> ColumnElement[Any]:
+    """A row's value of a built dimension: a column, NULL for the total, or for
+    `@client` the JSON array of the client columns."""
+    if name == CLIENT:
+        return func.json_array(*[table.c[c] for c in CLIENT_COLUMNS])
+    return table.c[column] if column else literal(None, String)
+
+
 def _hits_statement(site_id: int, day: date) -> Any:
     start, end = _midnight(day), _midnight(day + timedelta(days=1))
     where = (
@@ -185,12 +214,12 @@ def _hits_statement(site_id: int, day: date) -> Any:
     parts = [
         select(
             literal(name, String).label("dim"),
-            (EVENTS.c[column] if column else literal(None, String)).label("value"),
+            _core_value(EVENTS, name, column).label("value"),
             EVENTS.c.visitor_id,
             EVENTS.c.label,
             EVENTS.c.name,
         ).where(*where)
-        for name, column in HIT_DIMENSIONS.items()
+        for name, column in _built(HIT_DIMENSIONS)
     ]
     hits = union_all(*parts).subquery()
     pageview = hits.c.name == "pageview"
@@ -232,7 +261,7 @@ def _visits_statement(site_id: int, day: date) -> Any:
     parts = [
         select(
             literal(name, String).label("dim"),
-            (VISITS.c[column] if column else literal(None, String)).label("value"),
+            _core_value(VISITS, name, column).label("value"),
             VISITS.c.visitor_id,
             VISITS.c.label,
             VISITS.c.pageviews,
@@ -241,7 +270,7 @@ def _visits_statement(site_id: int, day: date) -> Any:
             case((scored, 1), else_=0).label("scored"),
             func.coalesce(VISITS.c.engagement_score, 0.0).label("score"),
         ).where(*where)
-        for name, column in VISIT_DIMENSIONS.items()
+        for name, column in _built(VISIT_DIMENSIONS)
     ]
     visits = union_all(*parts).subquery()
     per_label = []
@@ -280,10 +309,14 @@ def _lateral_sql(
 ) -> str:
     """PostgreSQL: the same roll-up in one scan of the day's rows (a LATERAL VALUES
     fans each row out to its dimensions) instead of one scan per dimension."""
-    pairs = ", ".join(
-        f"('{name}', {'r.' + column + '::text' if column else 'NULL::text'})"
-        for name, column in dimensions.items()
-    )
+    client = f"json_build_array({', '.join('r.' + c for c in CLIENT_COLUMNS)})::text"
+
+    def value(name: str, column: str | None) -> str:
+        if name == CLIENT:
+            return client
+        return f"r.{column}::text" if column else "NULL::text"
+
+    pairs = ", ".join(f"('{name}', {value(name, column)})" for name, column in _built(dimensions))
     bits = " ".join(f"WHEN '{name}' THEN {bit}" for name, bit in LABEL_BITS.items())
     sums = [expr.split(" AS ")[1] for expr in per_label]
     skip = "AND r.name <> 'session_end'" if table == "events" else ""
@@ -381,19 +414,24 @@ def build_day(site_id: int, day: date) -> None:
     db.session.execute(
         update(RollupDay)
         .where(RollupDay.site_id == site_id, RollupDay.day == day)
-        .values(built_version=version, built_at=utcnow())
+        .values(built_version=version, built_at=utcnow(), layout=ROLLUP_LAYOUT)
     )
 
 
 def refresh_due(now: datetime | None = None, limit: int = 500) -> int:
-    """Build every settled day whose roll-up is missing or stale; one commit per day."""
+    """Build every settled day whose roll-up is missing, stale or of an older layout;
+    one commit per day."""
     now = now or utcnow()
     last_closed = _utc_day(now - SETTLE) - timedelta(days=1)
     due = db.session.execute(
         select(RollupDay.site_id, RollupDay.day)
         .where(
             RollupDay.day <= last_closed,
-            or_(RollupDay.built_version.is_(None), RollupDay.built_version != RollupDay.version),
+            or_(
+                RollupDay.built_version.is_(None),
+                RollupDay.built_version != RollupDay.version,
+                RollupDay.layout < ROLLUP_LAYOUT,
+            ),
         )
         .order_by(RollupDay.day.desc(), RollupDay.site_id)
         .limit(limit)
@@ -435,8 +473,13 @@ def covered(q: Query) -> Runs:
         )
         .order_by(RollupDay.day)
     )
+    return _runs(fresh)
+
+
+def _runs(days: Iterable[date]) -> Runs:
+    """Runs of consecutive days, from days in order."""
     runs: list[list[date]] = []
-    for day in fresh:
+    for day in days:
         if runs and runs[-1][1] == day:
             runs[-1][1] = day + timedelta(days=1)
         else:
@@ -444,11 +487,44 @@ def covered(q: Query) -> Runs:
     return [(_midnight(start), _midnight(end)) for start, end in runs]
 
 
+def by_client(q: Query, dimension: str | None) -> bool:
+    """Whether the `@client` rows answer: a total or a day series under filters all on
+    client dimensions that one dimension's rows cannot answer (several filters, or a
+    filter of several values)."""
+    if dimension not in (None, DAY) or not q.filters:
+        return False
+    if len(q.filters) == 1 and len(q.filters[0].values) == 1:
+        return False
+    return all(f.dimension.name in CLIENT_DIMENSIONS for f in q.filters)
+
+
+def partitioned(table: Any, q: Query, runs: Runs) -> Runs:
+    """The days of `runs` where every visitor has a single `@client` value, the days
+    whose `@client` visitors add up to their total visitors.
+
+    Only there does a sum over the matching combinations count each visitor once; the
+    other days (and days built before `@client` rows existed) are read raw.
+    """
+    t = table.__table__
+    total = func.sum(case((t.c.dim == "", t.c.visitors), else_=0))
+    client = func.sum(case((t.c.dim == CLIENT, t.c.visitors), else_=0))
+    days = db.session.scalars(
+        select(t.c.day)
+        .where(t.c.site_id == q.site_id, _in_runs(t, runs), t.c.dim.in_(("", CLIENT)))
+        .group_by(t.c.day)
+        .having(total == client)
+        .order_by(t.c.day)
+    )
+    return _runs(days)
+
+
 def usable(q: Query, dimension: str | None, dimensions: dict[str, str | None]) -> bool:
     """Whether roll-ups can answer this grouping and these filters."""
     grouped = dimension not in (None, DAY)
     if grouped and dimension not in dimensions:
         return False
+    if by_client(q, dimension):
+        return True
     if len(q.filters) > 1:
         return False
     for f in q.filters:
@@ -491,6 +567,38 @@ def _value_match(value: ColumnElement[Any], f: Filter) -> ColumnElement[bool]:
     return or_(*parts)
 
 
+def _in_runs(table: Any, runs: Runs) -> ColumnElement[bool]:
+    return or_(*[and_(table.c.day >= s.date(), table.c.day < e.date()) for s, e in runs])
+
+
+def _client_matches(value: str, filters: tuple[Filter, ...]) -> bool:
+    """Whether a `@client` value (a JSON array of CLIENT_COLUMNS) passes every filter."""
+    client = dict(zip(CLIENT_DIMENSIONS, json.loads(value), strict=True))
+    return all(client[f.dimension.name] in f.values for f in filters)
+
+
+def _read_client(
+    table: Any, q: Query, dimension: str | None, runs: Runs, metrics: list[ColumnElement[Any]]
+) -> list[dict[str, Any]]:
+    """_read under client filters: sums per combination, those matching added up."""
+    group = [table.day.label("g")] if dimension == DAY else []
+    statement = (
+        select(*group, table.value.label("client"), *metrics)
+        .where(table.site_id == q.site_id, _in_runs(table.__table__, runs), table.dim == CLIENT)
+        .group_by(*group, table.value)
+    )
+    totals: dict[Any, dict[str, Any]] = {}
+    for row in db.session.execute(statement).mappings():
+        if not _client_matches(row["client"], q.filters):
+            continue
+        key = row["g"] if dimension == DAY else None
+        into = totals.setdefault(key, {"g": key} if dimension == DAY else {})
+        for name, value in row.items():
+            if name not in ("g", "client"):
+                into[name] = into.get(name, 0) + (value or 0)
+    return list(totals.values())
+
+
 def _read(
     table: Any,
     q: Query,
@@ -498,8 +606,9 @@ def _read(
     runs: Runs,
     metrics: list[ColumnElement[Any]],
 ) -> list[dict[str, Any]]:
-    days = [and_(table.day >= start.date(), table.day < end.date()) for start, end in runs]
-    where = [table.site_id == q.site_id, or_(*days)]
+    if by_client(q, dimension):
+        return _read_client(table, q, dimension, runs, metrics)
+    where = [table.site_id == q.site_id, _in_runs(table.__table__, runs)]
     if q.filters:
         f = q.filters[0]
         where += [table.dim == f.dimension.name, _value_match(table.value, f)]

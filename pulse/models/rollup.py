@@ -21,6 +21,8 @@ from pulse.extensions import db
 from pulse.models.types import UTCDateTime
 
 LABEL_BITS = {"human": 1, "agent": 2, "bot": 4}
+# What a build writes: 1 the dimensions, 2 also the `@client` combinations.
+ROLLUP_LAYOUT = 2
 
 
 class RollupDay(db.Model):
@@ -39,6 +41,8 @@ class RollupDay(db.Model):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     built_version: Mapped[int | None] = mapped_column(Integer)
     built_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The ROLLUP_LAYOUT the day was built with; an older one is rebuilt in the background.
+    layout: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="1")
 
 
 class RollupHit(db.Model):

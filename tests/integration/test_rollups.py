@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from itertools import product
 
 import pytest
+from sqlalchemy import delete, update
 
 from pulse.analytics import breakdowns, reports, rollups
-from pulse.analytics.dimensions import DIMENSIONS, dimension
+from pulse.analytics.dimensions import DIMENSIONS, EVENTS, dimension
 from pulse.extensions import db
 from pulse.ingest import store
 from pulse.models import RollupDay, RollupHit
+from pulse.models.rollup import ROLLUP_LAYOUT
 from tests import analytics_reference as ref
 from tests.integration.test_analytics import CLASSES, NOW, RANGES, q_for, strip, world  # noqa: F401
 
@@ -93,6 +96,96 @@ def test_single_filters_and_breakdown_on_the_filtered_dimension(rolled):
         name = next(k for k in filters if k != "classification")
         rows = breakdowns.breakdown(q, name)["rows"]
         assert rows == ref.ref_breakdown(q, data, dimension(name), 10), filters
+
+
+CLIENT_FILTERS = [
+    {"country": "US", "device": "mobile"},
+    {"country": "US|DE"},
+    {"country": "US|(none)", "browser": "Chrome|Safari", "classification": "all"},
+    {"os": "iOS", "device": "mobile", "classification": "agent,bot"},
+    {"agent": "ClaudeBot|GPTBot", "country": "DE", "classification": "agent"},
+    {"browser": "(none)", "os": "Windows|macOS"},
+]
+
+
+@pytest.fixture
+def steady_world(app):
+    """A New York site whose people keep one client all day (as real visitor ids do),
+    and on one day a person who changes country, as if their IP address moved."""
+    from tests.factories import make_tenant
+
+    tenant = make_tenant("steady")
+    tenant.site.timezone = ref.ZONES["new_york"]
+    db.session.commit()
+    data = ref.generate(tenant.site.id, tenant.site.timezone, seed=5, steady=True)
+    moved = next(
+        e
+        for e in data["events"]
+        if e["ts"].date() == date(2024, 11, 1) and e["event_uid"].endswith("-1")
+    )
+    moved["country"] = "FR"
+    db.session.execute(
+        update(EVENTS).where(EVENTS.c.event_uid == moved["event_uid"]).values(country="FR")
+    )
+    rollups.mark_existing()
+    assert rollups.refresh_due(now=NOW) > 0
+    return {"sites": {"new_york": tenant.site}, "data": {"new_york": data}}
+
+
+def test_filters_on_client_dimensions_read_the_client_rows(steady_world, rolled):
+    """Several filters on country, browser, OS, device or agent: the `@client` rows
+    answer the days where each visitor has one combination; the rest is read raw."""
+    seen = {"partitioned": 0, "not": 0}
+    for traffic, filters in product([steady_world, rolled], CLIENT_FILTERS):
+        for span in ({"since": "2024-10-29", "until": "2024-11-06"}, {"period": "7d"}):
+            q, data = q_for(traffic, "new_york", {**span, **filters})
+            assert rollups.by_client(q, None), filters
+            runs = rollups.covered(q)
+            days = sum((e - s).days for s, e in runs)
+            kept = sum((e - s).days for s, e in rollups.partitioned(RollupHit, q, runs))
+            seen["partitioned"] += kept
+            seen["not"] += days - kept
+            assert strip(reports.overview(q)) == ref.ref_overview(q, data), (span, filters)
+    # In the steady world all days but the traveller's are partitioned; in the other,
+    # people change country and browser between visits: both ways were taken.
+    assert seen["partitioned"] > 0 and seen["not"] > 0, seen
+
+
+def test_client_rows_answer_utc_day_series_under_filters(utc_site, monkeypatch):
+    query, data = utc_site
+    reads = []
+    monkeypatch.setattr(rollups, "_read_client", _counting(rollups._read_client, reads))
+    for filters in ({"country": "US", "device": "desktop"}, {"browser": "Chrome|Firefox"}):
+        q = query({"since": "2024-10-29", "until": "2024-11-06", "interval": "day", **filters})
+        assert reports.timeseries(q)["points"] == ref.ref_timeseries(q, data, "day"), filters
+        assert strip(reports.overview(q)) == ref.ref_overview(q, data), filters
+    assert reads
+
+
+def test_days_of_an_older_layout_are_rebuilt_and_answer_meanwhile(rolled):
+    site = rolled["sites"]["new_york"]
+    day = date(2024, 11, 1)
+    where = (RollupHit.site_id == site.id, RollupHit.day == day, RollupHit.dim == rollups.CLIENT)
+    old = db.session.get(RollupDay, (site.id, day))
+    old.layout = 1
+    db.session.execute(delete(RollupHit).where(*where))
+    db.session.commit()
+    q, data = q_for(rolled, "new_york", {"since": "2024-10-29", "until": "2024-11-06"})
+    assert day in rollups.days_of(site.id, day, day + timedelta(days=1))  # still fresh
+    reads_before = rolled["reads"]["hits"]
+    assert strip(reports.overview(q)) == ref.ref_overview(q, data)
+    assert rolled["reads"]["hits"] > reads_before
+    assert rollups.refresh_due(now=NOW) == 1
+    assert db.session.get(RollupDay, (site.id, day)).layout == ROLLUP_LAYOUT
+    assert db.session.query(RollupHit).filter(*where).count() > 0
+
+
+def _counting(function, calls: list):
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    return counted
 
 
 def _event(site_id: int, ts: datetime, uid: str, visitor_id: int = 42) -> dict:
