@@ -41,6 +41,7 @@ from sqlalchemy import BigInteger, Boolean, String, and_, bindparam, case, func,
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
+from pulse.analytics import journeys, rollups
 from pulse.analytics.breakdowns import resolve
 from pulse.analytics.dimensions import EVENTS, VISITS, Dimension
 from pulse.analytics.expressions import PropText
@@ -48,6 +49,7 @@ from pulse.analytics.query import Query
 from pulse.analytics.sql import events_where, selected
 from pulse.errors import ValidationFailed
 from pulse.extensions import db
+from pulse.models import RollupItem
 
 MIN_STEPS, MAX_STEPS = 2, 10
 DEFAULT_WINDOW_HOURS = 24.0
@@ -55,6 +57,7 @@ MAX_WINDOW_HOURS = 24.0 * 90
 UNITS = ("visitor", "session", "user")
 PAGEVIEW_NAMES = ("pageview", "page_view")
 MAX_STEP_TEXT = 1024
+DAY_MICROS = 86_400_000_000
 WORK_MEM = "64MB"
 
 
@@ -379,8 +382,52 @@ def roomy_sorts() -> None:
         db.session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
 
 
+def journeys_answer(q: Query, spec: FunnelSpec) -> bool:
+    """Whether journeys (journeys.py) can answer the whole days of this funnel: daily
+    visitors of one label, a window no visitor id outlives, steps without property
+    matches, no filters or breakdown, on PostgreSQL."""
+    return (
+        spec.unit == "visitor"
+        and spec.window_micros >= DAY_MICROS
+        and spec.breakdown is None
+        and not any(step.props for step in spec.steps)
+        and not q.filters
+        and q.labels is not None
+        and len(q.labels) == 1
+        and db.session.get_bind().dialect.name == "postgresql"
+    )
+
+
+def item_condition(step: Step) -> ColumnElement[bool]:
+    """The condition on rollup_items of the items a step matches."""
+    items = RollupItem.__table__.c
+    if step.kind == "page":
+        path = PathPattern(items.path, step.value) if step.wildcard else items.path == step.value
+        return and_(items.name == "pageview", path)
+    if step.value == "pageview":
+        return items.name == "pageview"
+    return and_(items.name == step.value, items.path == "")
+
+
 def level_counts(q: Query, spec: FunnelSpec) -> dict[Any, dict[int, int]]:
-    """{breakdown value (None without a breakdown): {level: units}} for units past step 1."""
+    """{breakdown value (None without a breakdown): {level: units}} for units past step 1.
+
+    Whole days with journeys are read from them, the rest of the range from raw hits;
+    units never span the two (visitor ids are daily), so their counts add up.
+    """
+    runs = rollups.covered(q, with_journeys=True) if journeys_answer(q, spec) else []
+    if not runs:
+        return _raw_level_counts(q, spec)
+    conditions = [item_condition(step) for step in spec.steps]
+    total = journeys.level_counts(q, runs, conditions)
+    for part in rollups.not_covered(q, runs):
+        for level, n in _raw_level_counts(part, spec).get(None, {}).items():
+            total[level] = total.get(level, 0) + n
+    return {None: total} if total else {}
+
+
+def _raw_level_counts(q: Query, spec: FunnelSpec) -> dict[Any, dict[int, int]]:
+    """level_counts from the raw events, by window functions (see the module notes)."""
     roomy_sorts()
     units = _per_unit(q, spec)
     keys = [units.c.b] if spec.breakdown is not None else []

@@ -50,6 +50,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.expression import ColumnElement
 
+from pulse.analytics import journeys
 from pulse.analytics.buckets import key_of, month_starts, offset_segments
 from pulse.analytics.dimensions import EVENTS, VISITS
 from pulse.analytics.expressions import DayNumber
@@ -408,13 +409,20 @@ def build_day(site_id: int, day: date) -> None:
         }
         db.session.execute(text(HITS_SQL), bounds)
         db.session.execute(text(VISITS_SQL), bounds)
+        with_journeys = journeys.build(site_id, day, bounds)
     else:
         db.session.execute(_hits_statement(site_id, day))
         db.session.execute(_visits_statement(site_id, day))
+        with_journeys = False
     db.session.execute(
         update(RollupDay)
         .where(RollupDay.site_id == site_id, RollupDay.day == day)
-        .values(built_version=version, built_at=utcnow(), layout=ROLLUP_LAYOUT)
+        .values(
+            built_version=version,
+            built_at=utcnow(),
+            layout=ROLLUP_LAYOUT,
+            journeys=with_journeys,
+        )
     )
 
 
@@ -451,8 +459,9 @@ def refresh_due(now: datetime | None = None, limit: int = 500) -> int:
 # --- reading -------------------------------------------------------------------------
 
 
-def covered(q: Query) -> Runs:
-    """The runs of whole UTC days in the range that fresh roll-ups answer, in order.
+def covered(q: Query, with_journeys: bool = False) -> Runs:
+    """The runs of whole UTC days in the range that fresh roll-ups answer, in order
+    (with `with_journeys`, only days whose journeys were built too).
 
     Only days with a fresh `rollup_days` row count: a day without one is read raw
     (cheap when it has no events, right when its events were stored another way).
@@ -470,6 +479,7 @@ def covered(q: Query) -> Runs:
             RollupDay.day >= first,
             RollupDay.day < last,
             RollupDay.built_version == RollupDay.version,
+            *([RollupDay.journeys.is_(True)] if with_journeys else []),
         )
         .order_by(RollupDay.day)
     )

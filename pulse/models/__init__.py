@@ -4,7 +4,14 @@ from pulse.models.api_key import ApiKey
 from pulse.models.audit import AuditLog
 from pulse.models.event import DailySalt, Event, Visit
 from pulse.models.idempotency import IdempotencyRecord
-from pulse.models.rollup import RollupDay, RollupHit, RollupUser, RollupVisit
+from pulse.models.rollup import (
+    RollupDay,
+    RollupHit,
+    RollupItem,
+    RollupJourney,
+    RollupUser,
+    RollupVisit,
+)
 from pulse.models.site import Site
 from pulse.models.team import ROLES, TIERS, Invitation, Membership, Team
 from pulse.models.types import utcnow
@@ -22,6 +29,8 @@ __all__ = [
     "Membership",
     "RollupDay",
     "RollupHit",
+    "RollupItem",
+    "RollupJourney",
     "RollupUser",
     "RollupVisit",
     "Site",

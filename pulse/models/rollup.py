@@ -14,15 +14,28 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import (
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pulse.extensions import db
 from pulse.models.types import UTCDateTime
 
 LABEL_BITS = {"human": 1, "agent": 2, "bot": 4}
-# What a build writes: 1 the dimensions, 2 also the `@client` combinations.
-ROLLUP_LAYOUT = 2
+# What a build writes: 1 the dimensions, 2 also the `@client` combinations, 3 also
+# the journeys (on PostgreSQL).
+ROLLUP_LAYOUT = 3
 
 
 class RollupDay(db.Model):
@@ -43,6 +56,8 @@ class RollupDay(db.Model):
     built_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The ROLLUP_LAYOUT the day was built with; an older one is rebuilt in the background.
     layout: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="1")
+    # Whether `rollup_journeys` holds the day (funnels read them where it does).
+    journeys: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
 
 
 class RollupHit(db.Model):
@@ -115,3 +130,37 @@ class RollupUser(db.Model):
     user_id: Mapped[str | None] = mapped_column(String(128))
     label: Mapped[str] = mapped_column(String(8), nullable=False)
     events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class RollupItem(db.Model):
+    """What a journey step can be, for one site: a pageview of a path (`path`) or an
+    event by name (`path` ""). `code` is the item's character in journeys."""
+
+    __tablename__ = "rollup_items"
+    __table_args__ = (
+        UniqueConstraint("site_id", "name", "path", name="uq_rollup_items_name_path"),
+    )
+
+    site_id: Mapped[int] = mapped_column(
+        ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    path: Mapped[str] = mapped_column(String(1024), nullable=False)
+
+
+class RollupJourney(db.Model):
+    """The visitors of one day and label whose hits of that label, in time order, make
+    one journey: a string of item characters, with a space wherever time moves on
+    (hits at the same instant are not separated). Visitor ids are daily, so a
+    visitor's funnel lies within one journey."""
+
+    __tablename__ = "rollup_journeys"
+    __table_args__ = (Index("ix_rollup_journeys_site_day", "site_id", "day", "label"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    label: Mapped[str] = mapped_column(String(8), nullable=False)
+    journey: Mapped[str] = mapped_column(Text, nullable=False)
+    visitors: Mapped[int] = mapped_column(Integer, nullable=False)

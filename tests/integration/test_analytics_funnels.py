@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import product
 
 import pytest
 from sqlalchemy import insert
 
+from pulse.analytics import journeys, rollups
 from pulse.analytics.funnel import funnel, make_spec
 from pulse.analytics.query import parse_query
 from pulse.analytics.retention import parse_retention, retention
@@ -72,6 +74,54 @@ def test_funnel_honours_range_filters_and_classification(traffic, args):
     for unit in ("visitor", "user"):
         spec = make_spec(["page_view", "signup", "page_view"], 24, unit, "country")
         assert ref.shape(funnel(q, spec)) == ref.ref_funnel(q, spec, data)
+
+
+JOURNEY_FUNNELS = [
+    ["/", "/pricing", "signup"],
+    ["/blog/*", "/checkout*", "purchase"],
+    ["/blog*", "/blog*", "/blog*"],
+    ["page_view", "click", "page_view", "purchase"],
+    ["signup", "no-such-event", "/"],
+    ["/pricing", "/pricing"],
+]
+
+
+def test_funnels_over_whole_days_read_journeys_and_match_the_reference(traffic, monkeypatch):
+    """Daily visitors of one label with a window of a day or more: whole days with
+    journeys (PostgreSQL) answer from them, the edges from raw hits, and the sum
+    is the reference's; otherwise (SQLite, several labels, sessions) raw hits answer."""
+    tenant, data = traffic
+    rollups.mark_existing()
+    assert rollups.refresh_due(now=datetime(2024, 11, 7, 1, tzinfo=UTC)) > 0
+    calls = []
+    read = journeys.level_counts
+    monkeypatch.setattr(journeys, "level_counts", lambda *a: calls.append(a) or read(*a))
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    for args, steps, hours in product(
+        [
+            SPAN,
+            {**SPAN, "classification": "agent"},
+            {"since": "2024-10-26T09:30:00", "until": "2024-11-03T12:00:00", "label": "bots"},
+        ],
+        JOURNEY_FUNNELS,
+        (24, 24 * 30),
+    ):
+        q = parse_query(tenant.site, args)
+        spec = make_spec(steps, hours)
+        before = len(calls)
+        assert ref.shape(funnel(q, spec)) == ref.ref_funnel(q, spec, data), (args, steps)
+        assert len(calls) == before + postgres, (args, steps)
+    # What journeys cannot answer is read raw, and is right too.
+    q = parse_query(tenant.site, {**SPAN, "classification": "all"})
+    for spec in (
+        make_spec(JOURNEY_FUNNELS[0], 24),
+        make_spec(JOURNEY_FUNNELS[0], 23.5),
+        make_spec(JOURNEY_FUNNELS[0], 24, "session"),
+        make_spec(["/", "signup;plan=pro"], 24),
+    ):
+        before = len(calls)
+        assert ref.shape(funnel(q, spec)) == ref.ref_funnel(q, spec, data)
+        assert len(calls) == before
 
 
 @pytest.mark.parametrize(
