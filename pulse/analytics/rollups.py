@@ -101,12 +101,8 @@ CLIENT = "@client"
 # The client dimensions and their columns (the same on events and visits), in the
 # order of the JSON array a `@client` row's value holds.
 CLIENT_DIMENSIONS = {
-    "country": "country",
-    "browser": "browser",
-    "os": "os",
-    "device": "device",
-    "agent": "agent_name",
-    "agent_category": "agent_category",
+    name: str(HIT_DIMENSIONS[name])
+    for name in ("country", "browser", "os", "device", "agent", "agent_category")
 }
 CLIENT_COLUMNS = tuple(CLIENT_DIMENSIONS.values())
 VISIT_SUMS = ("pageviews", "bounces", "duration", "scored", "score")
