@@ -244,7 +244,10 @@ def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None
         built = rollups.refresh_due(now=end, limit=100_000)
         build_seconds = time.monotonic() - started
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM (ANALYZE) rollup_hits, rollup_visits, rollup_days")
+            conn.execute(
+                "VACUUM (ANALYZE) rollup_hits, rollup_visits, rollup_days, rollup_users, "
+                "rollup_journeys, rollup_items"
+            )
             visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(%s))", (name,))
             size_text = size.fetchone()[0]
