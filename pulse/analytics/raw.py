@@ -26,7 +26,6 @@ from pulse.analytics.query import LABELS, Query
 from pulse.analytics.sql import events_where, selected, visits_where
 from pulse.extensions import db
 from pulse.models import RollupHit, RollupVisit
-from pulse.models.rollup import LABEL_BITS
 
 
 def _both(first: Any, second: Any) -> Any:
@@ -113,77 +112,29 @@ def _raw_event_counts(
     limit: int | None = None,
     sessions: bool = False,
 ) -> list[dict[str, Any]]:
-    """event_counts from the raw events table.
-
-    Two hash aggregations, as a roll-up build does: first per group and visitor (the
-    labels it was seen with, its pageviews and events per label), then per group. A
-    count(DISTINCT visitor) for each label would sort every hit once per label.
-    """
-    if sessions:
-        return _raw_event_counts_distinct(q, key)
-    columns = [EVENTS.c.visitor_id, EVENTS.c.name, EVENTS.c.label]
-    if key is not None:
-        columns.append(key.label("g"))
-    hits = select(*columns).where(*events_where(q)).subquery()
-    pageview = hits.c.name == "pageview"
-    groups = [hits.c.g] if key is not None else []
-    per_visitor = (
-        select(
-            *groups,
-            rollups.label_mask(hits.c.label).label("mask"),
-            *[
-                _count_if((hits.c.label == label) & pageview).label(f"pageviews_{label}")
-                for label in LABELS
-            ],
-            *[
-                _count_if((hits.c.label == label) & ~pageview).label(f"events_{label}")
-                for label in LABELS
-            ],
-        )
-        .group_by(*groups, hits.c.visitor_id)
-        .subquery()
-    )
-    chosen = q.labels if q.labels is not None else LABELS
-    visitors = _count_if(rollups.mask_in(per_visitor.c.mask, rollups.bits_of(q)))
-    pageviews = _sum_of(per_visitor, "pageviews", chosen)
-    metrics = [
-        visitors.label("visitors"),
-        pageviews.label("pageviews"),
-        _sum_of(per_visitor, "events", chosen).label("events"),
-    ]
-    for label in LABELS:
-        seen = rollups.mask_in(per_visitor.c.mask, LABEL_BITS[label])
-        metrics.append(_count_if(seen).label(f"{label}_visitors"))
-        metrics.append(_sum_of(per_visitor, "pageviews", (label,)).label(f"{label}_pageviews"))
-    group = per_visitor.c.g if key is not None else None
-    statement = select(*([group] if key is not None else []), *metrics)
-    return _rows(_finish(statement, key, group, [visitors, pageviews], limit, visitors))
-
-
-def _sum_of(table: Any, metric: str, labels: tuple[str, ...]) -> ColumnElement[int]:
-    return func.coalesce(sum(func.sum(table.c[f"{metric}_{name}"]) for name in labels), 0)
-
-
-def _raw_event_counts_distinct(q: Query, key: ColumnElement[Any] | None) -> list[dict[str, Any]]:
-    """event_counts with distinct sessions, by count(DISTINCT) (small windows: realtime)."""
+    """event_counts from the raw events table."""
     columns = [EVENTS.c.visitor_id, EVENTS.c.name, EVENTS.c.label, EVENTS.c.session_id]
     if key is not None:
         columns.append(key.label("g"))
     sub = select(*columns).where(*events_where(q)).subquery()
     chosen = selected(sub.c.label, q.labels)
     pageview = sub.c.name == "pageview"
+    visitors = _distinct_if(chosen, sub.c.visitor_id)
+    pageviews = _count_if(_both(chosen, pageview))
     metrics = [
-        _distinct_if(chosen, sub.c.visitor_id).label("visitors"),
-        _count_if(_both(chosen, pageview)).label("pageviews"),
+        visitors.label("visitors"),
+        pageviews.label("pageviews"),
         _count_if(_both(chosen, sub.c.name != "pageview")).label("events"),
-        _distinct_if(chosen, sub.c.session_id).label("sessions"),
     ]
+    if sessions:
+        metrics.append(_distinct_if(chosen, sub.c.session_id).label("sessions"))
     for label in LABELS:
         is_label = sub.c.label == label
         metrics.append(_distinct_if(is_label, sub.c.visitor_id).label(f"{label}_visitors"))
         metrics.append(_count_if(is_label & pageview).label(f"{label}_pageviews"))
-    group = [sub.c.g] if key is not None else []
-    return _rows(select(*group, *metrics).group_by(*group))
+    group = sub.c.g if key is not None else None
+    statement = select(*([group] if key is not None else []), *metrics)
+    return _rows(_finish(statement, key, group, [visitors, pageviews], limit, visitors))
 
 
 def visit_counts(
@@ -255,46 +206,38 @@ def _combine(
 def _raw_visit_counts(
     q: Query, key: ColumnElement[Any] | None = None, *, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    """visit_counts from the raw visits table, per group and visitor first (as
-    _raw_event_counts)."""
+    """visit_counts from the raw visits table."""
     columns = [
         VISITS.c.visitor_id,
         VISITS.c.label,
         VISITS.c.pageviews,
-        case((VISITS.c.is_bounce.is_(True), 1), else_=0).label("bounces"),
-        VISITS.c.duration_s.label("duration"),
-        case((VISITS.c.engagement_score.is_not(None), 1), else_=0).label("scored"),
-        func.coalesce(VISITS.c.engagement_score, 0.0).label("score"),
+        VISITS.c.is_bounce,
+        VISITS.c.duration_s,
+        VISITS.c.engagement_score,
     ]
     if key is not None:
         columns.append(key.label("g"))
-    visits = select(*columns).where(*visits_where(q)).subquery()
-    groups = [visits.c.g] if key is not None else []
-    per_label = []
-    for label in LABELS:
-        is_label = visits.c.label == label
-        per_label.append(_count_if(is_label).label(f"sessions_{label}"))
-        for metric in rollups.VISIT_SUMS:
-            total = func.sum(case((is_label, visits.c[metric]), else_=0))
-            per_label.append(total.label(f"{metric}_{label}"))
-    per_visitor = (
-        select(*groups, rollups.label_mask(visits.c.label).label("mask"), *per_label)
-        .group_by(*groups, visits.c.visitor_id)
-        .subquery()
-    )
-    chosen = q.labels if q.labels is not None else LABELS
-    visitors = _count_if(rollups.mask_in(per_visitor.c.mask, rollups.bits_of(q)))
-    sessions = _sum_of(per_visitor, "sessions", chosen)
+    sub = select(*columns).where(*visits_where(q)).subquery()
+    chosen = selected(sub.c.label, q.labels)
+    visitors = _distinct_if(chosen, sub.c.visitor_id)
+    sessions = _count_if(chosen)
+    scored = sub.c.engagement_score.is_not(None)
     metrics = [
         visitors.label("visitors"),
         sessions.label("sessions"),
-        *[_sum_of(per_visitor, m, chosen).label(m) for m in rollups.VISIT_SUMS],
+        _sum_if(chosen, sub.c.pageviews).label("pageviews"),
+        _count_if(_both(chosen, sub.c.is_bounce.is_(True))).label("bounces"),
+        _sum_if(chosen, sub.c.duration_s).label("duration"),
+        _count_if(_both(chosen, scored)).label("scored"),
+        func.coalesce(
+            func.sum(case((_both(chosen, scored), sub.c.engagement_score), else_=0.0)), 0.0
+        ).label("score"),
     ]
     for label in LABELS:
-        seen = rollups.mask_in(per_visitor.c.mask, LABEL_BITS[label])
-        metrics.append(_count_if(seen).label(f"{label}_visitors"))
-        metrics.append(_sum_of(per_visitor, "sessions", (label,)).label(f"{label}_sessions"))
-    group = per_visitor.c.g if key is not None else None
+        is_label = sub.c.label == label
+        metrics.append(_distinct_if(is_label, sub.c.visitor_id).label(f"{label}_visitors"))
+        metrics.append(_count_if(is_label).label(f"{label}_sessions"))
+    group = sub.c.g if key is not None else None
     statement = select(*([group] if key is not None else []), *metrics)
     return _rows(_finish(statement, key, group, [visitors, sessions], limit, visitors))
 

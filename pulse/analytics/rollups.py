@@ -183,11 +183,6 @@ def _label_bit(label: ColumnElement[str], name: str) -> ColumnElement[int]:
     return func.max(case((label == name, LABEL_BITS[name]), else_=0))
 
 
-def label_mask(label: ColumnElement[str]) -> ColumnElement[int]:
-    """An aggregate: the LABEL_BITS of the labels among a group's rows."""
-    return sum((_label_bit(label, name) for name in LABELS), literal(0))
-
-
 def _count_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.sum(case((condition, 1), else_=0))
 
@@ -229,7 +224,7 @@ def _hits_statement(site_id: int, day: date) -> Any:
         select(
             hits.c.dim,
             hits.c.value,
-            label_mask(hits.c.label).label("mask"),
+            sum((_label_bit(hits.c.label, name) for name in LABELS), literal(0)).label("mask"),
             *[
                 _count_when((hits.c.label == name) & pageview).label(f"pageviews_{name}")
                 for name in LABELS
@@ -286,7 +281,7 @@ def _visits_statement(site_id: int, day: date) -> Any:
         select(
             visits.c.dim,
             visits.c.value,
-            label_mask(visits.c.label).label("mask"),
+            sum((_label_bit(visits.c.label, name) for name in LABELS), literal(0)).label("mask"),
             *per_label,
         )
         .group_by(visits.c.dim, visits.c.value, visits.c.visitor_id)
@@ -564,7 +559,7 @@ def by_bucket(rows: list[dict[str, Any]], q: Query, interval: str) -> list[dict[
     return rows
 
 
-def mask_in(mask: ColumnElement[int], bits: int) -> ColumnElement[bool]:
+def _mask_in(mask: ColumnElement[int], bits: int) -> ColumnElement[bool]:
     return mask.op("&")(bits) != 0
 
 
@@ -636,7 +631,7 @@ def _read(
     return rows
 
 
-def bits_of(q: Query) -> int:
+def _bits(q: Query) -> int:
     labels = q.labels if q.labels is not None else LABELS
     return sum(LABEL_BITS[name] for name in labels)
 
@@ -650,13 +645,13 @@ def hit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, An
     """`raw.event_counts` columns for the days of `runs`, from `rollup_hits`."""
     t = RollupHit.__table__
     metrics = [
-        func.sum(case((mask_in(t.c.mask, bits_of(q)), t.c.visitors), else_=0)).label("visitors"),
+        func.sum(case((_mask_in(t.c.mask, _bits(q)), t.c.visitors), else_=0)).label("visitors"),
         _selected_sum(t, "pageviews", q).label("pageviews"),
         _selected_sum(t, "events", q).label("events"),
     ]
     for name in LABELS:
         bit = LABEL_BITS[name]
-        visitors = func.sum(case((mask_in(t.c.mask, bit), t.c.visitors), else_=0))
+        visitors = func.sum(case((_mask_in(t.c.mask, bit), t.c.visitors), else_=0))
         metrics.append(visitors.label(f"{name}_visitors"))
         metrics.append(func.sum(t.c[f"pageviews_{name}"]).label(f"{name}_pageviews"))
     return _read(RollupHit, q, dimension, runs, metrics)
@@ -666,13 +661,13 @@ def visit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, 
     """`raw.visit_counts` columns for the days of `runs`, from `rollup_visits`."""
     t = RollupVisit.__table__
     metrics = [
-        func.sum(case((mask_in(t.c.mask, bits_of(q)), t.c.visitors), else_=0)).label("visitors"),
+        func.sum(case((_mask_in(t.c.mask, _bits(q)), t.c.visitors), else_=0)).label("visitors"),
         _selected_sum(t, "sessions", q).label("sessions"),
         *[_selected_sum(t, metric, q).label(metric) for metric in VISIT_SUMS],
     ]
     for name in LABELS:
         bit = LABEL_BITS[name]
-        visitors = func.sum(case((mask_in(t.c.mask, bit), t.c.visitors), else_=0))
+        visitors = func.sum(case((_mask_in(t.c.mask, bit), t.c.visitors), else_=0))
         metrics.append(visitors.label(f"{name}_visitors"))
         metrics.append(func.sum(t.c[f"sessions_{name}"]).label(f"{name}_sessions"))
     return _read(RollupVisit, q, dimension, runs, metrics)
