@@ -418,11 +418,14 @@ def level_counts(q: Query, spec: FunnelSpec) -> dict[Any, dict[int, int]]:
     runs = rollups.covered(q, with_journeys=True) if journeys_answer(q, spec) else []
     if not runs:
         return _raw_level_counts(q, spec)
-    conditions = [item_condition(step) for step in spec.steps]
-    total = journeys.level_counts(q, runs, conditions)
+    total: dict[int, int] = {}
     for part in rollups.not_covered(q, runs):
         for level, n in _raw_level_counts(part, spec).get(None, {}).items():
             total[level] = total.get(level, 0) + n
+    # After the raw parts: journeys change this transaction's parallel costs.
+    conditions = [item_condition(step) for step in spec.steps]
+    for level, n in journeys.level_counts(q, runs, conditions).items():
+        total[level] = total.get(level, 0) + n
     return {None: total} if total else {}
 
 
