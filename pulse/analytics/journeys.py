@@ -92,7 +92,11 @@ def build(site_id: int, day: date, bounds: dict[str, Any]) -> bool:
             RollupJourney.site_id == site_id, RollupJourney.day == day
         )
     )
-    db.session.execute(text(ITEMS_SQL), bounds)
+    added = db.session.execute(text(ITEMS_SQL), bounds).rowcount
+    if added:
+        # Fresh statistics: planned on a new or grown table it has none of, the journeys
+        # join runs as a nested loop over every hit (20 s a day instead of 2).
+        db.session.execute(text("ANALYZE rollup_items"))
     top = db.session.scalar(select(func.max(RollupItem.code)).where(RollupItem.site_id == site_id))
     if top is not None and top > MAX_CODE:
         return False
