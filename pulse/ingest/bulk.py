@@ -273,11 +273,12 @@ def _write_visits(cursor: Cursor, visits: BulkVisits, rows: list[dict[str, Any]]
         cursor.execute(_APPLY_CHANGES)
 
 
-def write(rows: list[dict[str, Any]]) -> int:
-    """Insert new events and update their visits in the current transaction (PostgreSQL)."""
+def write(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert new events and update their visits in the current transaction (PostgreSQL);
+    the rows it stored (not those stored before: a retried batch)."""
     batch = _first_of_each(rows)
     if not batch:
-        return 0
+        return []
     db.session.flush()  # as the ORM path's first SELECT would (autoflush)
     connection = db.session.connection().connection.driver_connection
     with connection.cursor() as cursor:
@@ -285,7 +286,7 @@ def write(rows: list[dict[str, Any]]) -> int:
             seen = _stored(cursor, batch)
             fresh = [r for r in batch if (r["site_id"], r["event_uid"]) not in seen]
             if not fresh:
-                return 0
+                return []
             sent_ids = [r["session_id"] for r in fresh]
             visits = BulkVisits(cursor, fresh)
             sessions.assign(fresh, visits)
@@ -300,5 +301,5 @@ def write(rows: list[dict[str, Any]]) -> int:
                     row["session_id"] = sid
                 continue
             cursor.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-            return len(fresh)
+            return fresh
     raise RuntimeError(f"lost the race for the same events {ATTEMPTS} times in a row")

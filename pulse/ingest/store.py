@@ -51,20 +51,25 @@ def write(rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     if db.session.get_bind().dialect.name == "postgresql":
-        written = bulk.write(rows)
+        stored = bulk.write(rows)
     else:
-        written = write_orm(rows)
-    if written:
-        rollups.note_written(rows)
-        stream.publish(rows)
-    return written
+        stored = _write_orm_rows(rows)
+    if stored:
+        # Only what this call stored: a retried batch is not announced twice.
+        rollups.note_written(stored)
+        stream.publish(stored)
+    return len(stored)
 
 
 def write_orm(rows: list[dict[str, Any]]) -> int:
     """`write` through the ORM and Core: SQLite, and the reference for bulk.write."""
+    return len(_write_orm_rows(rows))
+
+
+def _write_orm_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     fresh = _unseen(rows)
     if not fresh:
-        return 0
+        return []
     sessions.assign(fresh)
     db.session.flush()
     values = [{k: v for k, v in row.items() if k in EVENT_COLUMNS} for row in fresh]
@@ -76,4 +81,4 @@ def write_orm(rows: list[dict[str, Any]]) -> int:
     else:  # pragma: no cover - other databases are not supported
         statement = insert(Event.__table__)
     db.session.execute(statement, values)
-    return len(values)
+    return fresh

@@ -24,12 +24,13 @@ from flask import Flask
 from pulse import create_app
 from pulse.analytics import stream
 from pulse.extensions import db
-from pulse.ingest import buffer
+from pulse.ingest import buffer, store
 from pulse.ingest.sites import clear_cache
 from pulse.models import Event
 from tests.conftest import _empty_tables
 from tests.factories import add_member, make_key, make_tenant, make_user, sign_in
 from tests.integration.test_ingest_buffer import redis_app
+from tests.integration.test_rollups import _event as stored_event
 from tests.integration.test_worker import free_port, process_env, wait_for
 
 CHROME = (
@@ -178,6 +179,27 @@ def test_a_rolled_back_write_is_never_announced(app):
         db.session.commit()
         message = subscription.get(5)
         assert [e["path"] for e in message["events"]] == ["/committed"]
+        assert subscription.get(0.01) is None
+    finally:
+        subscription.close()
+
+
+def test_a_retried_batch_announces_only_what_it_stored(app):
+    alpha = make_tenant("alpha")
+    subscription = stream.Subscription(alpha.site.id, None)
+    now = datetime.now(UTC)
+
+    def row(uid, path):
+        return {**stored_event(alpha.site.id, now, uid), "pathname": path}
+
+    try:
+        assert store.write([row("first", "/first")]) == 1
+        db.session.commit()
+        assert [e["path"] for e in subscription.get(5)["events"]] == ["/first"]
+        # The drainer retries a batch it could not acknowledge: the stored event again.
+        assert store.write([row("first", "/first"), row("second", "/second")]) == 1
+        db.session.commit()
+        assert [e["path"] for e in subscription.get(5)["events"]] == ["/second"]
         assert subscription.get(0.01) is None
     finally:
         subscription.close()
