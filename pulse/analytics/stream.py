@@ -101,8 +101,10 @@ def _ms(moment: datetime) -> int:
 
 
 def payload(row: dict[str, Any]) -> dict[str, Any]:
-    """What a viewer sees of one stored event (no personal data)."""
-    out = {key: row.get(column) for key, column in PUBLIC.items()}
+    """What a viewer sees of one stored event (no personal data); how its visit arrived
+    (source, channel, referrer, campaign) for every hit of the visit, as in reports."""
+    arrival = row.get("arrival") or {}
+    out = {key: arrival.get(column, row.get(column)) for key, column in PUBLIC.items()}
     out["id"] = str(out["id"] or "")[:64]
     out["ts"] = _iso(row["ts"])
     out["cursor"] = f"{_ms(row['ts'])}-{out['id']}"

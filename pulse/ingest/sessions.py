@@ -184,8 +184,14 @@ def _end(visit: Any, row: dict[str, Any]) -> None:
         visit.duration_s = int(behaviour["engaged_ms"] / 1000)
 
 
+# How a visit arrived. Only its first hit carries these; later hits get the visit's in
+# `row["arrival"]`, so the live stream filters them as reports do (by the visit's source).
+ARRIVAL = ("source", "channel", "referrer_host", "utm_source", "utm_medium", "utm_campaign")
+
+
 def assign(rows: list[dict[str, Any]], visits: Visits | None = None) -> None:
-    """Set each row's session_id and update (or create) its visit."""
+    """Set each row's session_id, `visit_starts` and `arrival`, and update (or create)
+    its visit."""
     visits = visits if visits is not None else OrmVisits()
     by_site: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -203,6 +209,7 @@ def assign(rows: list[dict[str, Any]], visits: Visits | None = None) -> None:
             _absorb(visit, row)
             # The visit's start before and after this row: the days whose roll-ups it changes.
             row["visit_starts"] = (started, visit.started_at)
+            row["arrival"] = {name: getattr(visit, name) for name in ARRIVAL}
 
 
 def _visit_for(

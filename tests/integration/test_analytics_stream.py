@@ -160,6 +160,27 @@ def test_classification_and_filters_narrow_the_stream(app, client):
     assert on_page.data()["path"] == "/docs"
 
 
+def test_hits_after_the_first_stream_with_their_visits_source(app, client):
+    alpha = make_tenant("alpha")
+    base = f"/api/v1/sites/{alpha.site.id}/stream?key={alpha.key}"
+    from_google = open_stream(client, base + "&source=Google")
+    everything = open_stream(client, base)
+    track(client, alpha, "/landing", referrer="https://www.google.com/")
+    track(client, alpha, "/pricing")  # an internal click: no referrer of its own
+    first, second = everything.data(), everything.data()
+    assert (first["path"], first["source"], first["channel"]) == (
+        "/landing",
+        "Google",
+        "organic-search",
+    )
+    assert (second["path"], second["source"], second["channel"]) == (
+        "/pricing",
+        "Google",
+        "organic-search",
+    )
+    assert [from_google.data()["path"], from_google.data()["path"]] == ["/landing", "/pricing"]
+
+
 def test_a_rolled_back_write_is_never_announced(app):
     alpha = make_tenant("alpha")
     subscription = stream.Subscription(alpha.site.id, None)
