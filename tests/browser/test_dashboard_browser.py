@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, expect
-from werkzeug.serving import make_server
 
 from tests.browser.conftest import SCREENSHOTS
 from tests.factories import PASSWORD
+from tests.serving import serve
 
 SECRET = re.compile(r"sk_live_[A-Za-z0-9_-]{20,}")
 
@@ -23,15 +22,8 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served by werkzeug on a free loopback port, in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with serve(app, "live-server") as base:
+        yield base
 
 
 def screenshot(page, request: pytest.FixtureRequest, suffix: str = "") -> Path:
