@@ -5,8 +5,10 @@ Life of a day (one site, one UTC day):
    day has a `rollup_days` row; a write to a day that is already over bumps its
    `version`, since its roll-up no longer matches the raw rows.
 2. `refresh_due` (the periodic job `refresh_rollups`, or `pulse rollups refresh`)
-   builds each closed day whose `built_version` is not its `version`, from the raw
-   `events` and `visits` of that day, in one transaction per day.
+   builds each closed day whose `built_version` is not its `version` (or whose
+   `layout` is older than ROLLUP_LAYOUT), from the raw `events` and `visits` of that
+   day, in one transaction per day; on PostgreSQL also the day's journeys
+   (journeys.py), which funnels read.
 3. `covered` finds the whole UTC days of a range whose roll-ups are fresh; raw.py
    reads those days from `rollup_hits` / `rollup_visits` and the rest of the range
    (today, the partial days at the edges, days not built) from the raw tables, and
