@@ -95,14 +95,47 @@ def event_counts(
     `sql.bucket_key` of that interval, so roll-ups may answer.
     """
     if not sessions and (key is None or dimension is not None or interval is not None):
-        runs = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS, RollupHit)
-        if runs:
-            rolled = rollups.hit_counts(q, rollups.DAY if interval else dimension, runs)
-            if interval is not None:
-                rolled = rollups.by_bucket(rolled, q, interval)
-            parts = [rolled] + [_raw_event_counts(p, key) for p in rollups.not_covered(q, runs)]
+        parts = _hit_parts(q, key, dimension, interval)
+        if parts is not None:
             return _combine(parts, key is not None, limit, "pageviews")
     return _raw_event_counts(q, key, limit=limit, sessions=sessions)
+
+
+def _hit_parts(
+    q: Query, key: ColumnElement[Any] | None, dimension: str | None, interval: str | None
+) -> list[list[dict[str, Any]]] | None:
+    """event_counts as parts to add up: the roll-ups of whole days, the current day's
+    roll-up with the shares of its visitors seen since the cut swapped (rollups.py),
+    and the rest raw. None when roll-ups answer none of it."""
+    runs = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS, RollupHit)
+    if runs is None:
+        return None
+    grouping = rollups.DAY if interval else dimension
+
+    def rolled(days: rollups.Runs) -> list[dict[str, Any]]:
+        rows = rollups.hit_counts(q, grouping, days)
+        return rollups.by_bucket(rows, q, interval) if interval is not None else rows
+
+    parts = [rolled(runs)] if runs else []
+    for part in rollups.not_covered(q, runs):
+        cut = rollups.open_cut(part)
+        day = rollups.day_run(part)
+        if cut is not None and rollups.by_client(q, grouping):
+            cut = cut if rollups.partitioned(RollupHit, q, day) else None
+        if cut is None:
+            parts.append(_raw_event_counts(part, key))
+            continue
+        tail = rollups.since_cut(part, cut)
+        parts.append(rolled(day))
+        parts.append(_raw_event_counts(part, key, also=tail))
+        before = _raw_event_counts(part.window(part.start, cut), key, also=tail)
+        parts.append(_negated(before))
+    return parts if len(parts) > 1 or runs else None
+
+
+def _negated(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows to subtract in _combine: every count negated, the group kept."""
+    return [{k: v if k == "g" else -_plain(v or 0) for k, v in row.items()} for row in rows]
 
 
 def _raw_event_counts(
@@ -111,12 +144,13 @@ def _raw_event_counts(
     *,
     limit: int | None = None,
     sessions: bool = False,
+    also: list[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """event_counts from the raw events table."""
+    """event_counts from the raw events table (of the hits meeting `also` too)."""
     columns = [EVENTS.c.visitor_id, EVENTS.c.name, EVENTS.c.label, EVENTS.c.session_id]
     if key is not None:
         columns.append(key.label("g"))
-    sub = select(*columns).where(*events_where(q)).subquery()
+    sub = select(*columns).where(*events_where(q), *(also or [])).subquery()
     chosen = selected(sub.c.label, q.labels)
     pageview = sub.c.name == "pageview"
     visitors = _distinct_if(chosen, sub.c.visitor_id)
@@ -153,7 +187,7 @@ def visit_counts(
     """
     if key is None or dimension is not None or interval is not None:
         runs = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
-        if runs:
+        if runs:  # the current day's roll-up holds no visits: it is read raw
             rolled = rollups.visit_counts(q, rollups.DAY if interval else dimension, runs)
             if interval is not None:
                 rolled = rollups.by_bucket(rolled, q, interval)
@@ -169,12 +203,13 @@ def _covered(
     dimensions: dict[str, str | None],
     table: Any,
 ) -> rollups.Runs:
-    """The days roll-ups (of `table`) answer, when they can answer this question at all."""
+    """The days roll-ups (of `table`) answer, or None when they cannot answer this
+    question at all."""
     if interval is not None and not rollups.utc_calendar(q, interval):
-        return []
+        return None
     grouping = rollups.DAY if interval else dimension
     if not rollups.usable(q, grouping, dimensions):
-        return []
+        return None
     runs = rollups.covered(q)
     if runs and rollups.by_client(q, grouping):
         runs = rollups.partitioned(table, q, runs)

@@ -2,13 +2,15 @@
 
 Life of a day (one site, one UTC day):
 1. `note_written` (called by store.write in the writer's transaction) makes sure the
-   day has a `rollup_days` row; a write to a day that is already over bumps its
-   `version`, since its roll-up no longer matches the raw rows.
+   day has a `rollup_days` row; a write to a day that is already over, or a late
+   write to the current one (older than `LATE`), bumps its `version`, since the
+   roll-up may no longer match the raw rows.
 2. `refresh_due` (the periodic job `refresh_rollups`, or `pulse rollups refresh`)
    builds each closed day whose `built_version` is not its `version` (or whose
    `layout` is older than ROLLUP_LAYOUT), from the raw `events` and `visits` of that
    day, in one transaction per day; on PostgreSQL also the day's journeys
-   (journeys.py), which funnels read.
+   (journeys.py), which funnels read. It also rolls up the hits of each day not yet
+   over up to a `cut` (`LATE` ago): see "The current day" below.
 3. `covered` finds the whole UTC days of a range whose roll-ups are fresh; raw.py
    reads those days from `rollup_hits` / `rollup_visits` and the rest of the range
    (today, the partial days at the edges, days not built) from the raw tables, and
@@ -16,6 +18,13 @@ Life of a day (one site, one UTC day):
 
 A day is built only once it has been over for `SETTLE` minutes: a write that
 checked "is this day over?" just before midnight has committed by then.
+
+The current day: its `rollup_hits` hold the hits before `cut`. A visitor's share
+of a roll-up row depends only on their own hits, so for the hits up to a later
+moment it is enough to swap the shares of the visitors seen since the cut (the
+"tail"): raw.py adds their hits up to that moment and subtracts their hits before
+the cut, both read raw (`since_cut`). Visits are not rolled up until the day is over,
+since a visit still open changes as it goes on.
 
 What a roll-up answers: totals and one dimension of `HIT_DIMENSIONS` (hits) or
 `VISIT_DIMENSIONS` (visits), for any classification, with at most a filter on that
@@ -65,6 +74,11 @@ from pulse.models.rollup import LABEL_BITS, ROLLUP_LAYOUT
 log = logging.getLogger(__name__)
 
 SETTLE = timedelta(minutes=10)
+# A write to the current day older than this may fall before its cut: it bumps the
+# day's version. Browsers' hits are stamped when accepted and stored seconds later.
+LATE = timedelta(minutes=5)
+# How old a current day's cut may get before refresh_due moves it on.
+CUT_EVERY = timedelta(minutes=4)
 Runs = list[tuple[datetime, datetime]]  # [start, end) of consecutive UTC days, UTC midnights
 ALL_BITS = sum(LABEL_BITS.values())
 # Dimension name -> column of events / visits ("" is the site's total).
@@ -115,6 +129,10 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
 def _utc_day(ts: datetime) -> date:
     return (ts if ts.tzinfo is None else ts.astimezone(UTC)).date()
 
@@ -128,13 +146,19 @@ def note_written(rows: Iterable[dict[str, Any]], now: datetime | None = None) ->
     Rows carry `visit_starts` (set by sessions.assign): when their visit started before
     and after the row, since a late hit changes a visit begun on an earlier day.
     """
-    today = _utc_day(now or utcnow())
+    now = now or utcnow()
+    today, late = _utc_day(now), _aware(now) - LATE
     days: dict[tuple[int, date], bool] = {}
     for row in rows:
         site_id = row["site_id"]
-        for ts in (row["ts"], *row.get("visit_starts", ())):
+        day = _utc_day(row["ts"])
+        bump = day < today or _aware(row["ts"]) < late
+        days[(site_id, day)] = days.get((site_id, day), False) or bump
+        # The current day's roll-up holds no visits, so only a visit of an earlier
+        # day changing matters.
+        for ts in row.get("visit_starts", ()):
             day = _utc_day(ts)
-            days[(site_id, day)] = day < today
+            days[(site_id, day)] = days.get((site_id, day), False) or day < today
     _mark(days)
 
 
@@ -202,8 +226,8 @@ def _core_value(table: Any, name: str, column: str | None) -> ColumnElement[Any]
     return table.c[column] if column else literal(None, String)
 
 
-def _hits_statement(site_id: int, day: date) -> Any:
-    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+def _hits_statement(site_id: int, day: date, end: datetime) -> Any:
+    start = _midnight(day)
     where = (
         EVENTS.c.site_id == site_id,
         EVENTS.c.ts >= start,
@@ -379,8 +403,9 @@ def _users_statement(site_id: int, day: date) -> Any:
     return insert(RollupUser).from_select(["site_id", "day", "user_id", "label", "events"], rows)
 
 
-def build_day(site_id: int, day: date) -> None:
-    """Replace the roll-up of one site's day with one computed from its raw rows.
+def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
+    """Replace the roll-up of one site's day with one computed from its raw rows;
+    with `cut`, a day not over yet: only its hits before `cut`.
 
     The caller commits. The version is read first: a write committed while the day
     is built bumps it again, so the day is built once more rather than marked fresh.
@@ -394,24 +419,23 @@ def build_day(site_id: int, day: date) -> None:
         version = 0
     for table in (RollupHit, RollupVisit, RollupUser):
         db.session.execute(delete(table).where(table.site_id == site_id, table.day == day))
-    db.session.execute(_users_statement(site_id, day))
+    end = cut or _midnight(day + timedelta(days=1))
+    if cut is None:
+        db.session.execute(_users_statement(site_id, day))
+    with_journeys = False
     if db.session.get_bind().dialect.name == "postgresql":
         # Hashing a day's rows per visitor and dimension spills to disk at the default
         # 4 MB; a background build can afford more, for this transaction only.
         db.session.execute(text("SET LOCAL work_mem = '128MB'"))
-        bounds = {
-            "site_id": site_id,
-            "day": day,
-            "start": _midnight(day),
-            "end": _midnight(day + timedelta(days=1)),
-        }
+        bounds = {"site_id": site_id, "day": day, "start": _midnight(day), "end": end}
         db.session.execute(text(HITS_SQL), bounds)
-        db.session.execute(text(VISITS_SQL), bounds)
-        with_journeys = journeys.build(site_id, day, bounds)
+        if cut is None:
+            db.session.execute(text(VISITS_SQL), bounds)
+            with_journeys = journeys.build(site_id, day, bounds)
     else:
-        db.session.execute(_hits_statement(site_id, day))
-        db.session.execute(_visits_statement(site_id, day))
-        with_journeys = False
+        db.session.execute(_hits_statement(site_id, day, end))
+        if cut is None:
+            db.session.execute(_visits_statement(site_id, day))
     db.session.execute(
         update(RollupDay)
         .where(RollupDay.site_id == site_id, RollupDay.day == day)
@@ -420,14 +444,16 @@ def build_day(site_id: int, day: date) -> None:
             built_at=utcnow(),
             layout=ROLLUP_LAYOUT,
             journeys=with_journeys,
+            cut=cut,
         )
     )
 
 
 def refresh_due(now: datetime | None = None, limit: int = 500) -> int:
-    """Build every settled day whose roll-up is missing, stale or of an older layout;
-    one commit per day."""
-    now = now or utcnow()
+    """Build every settled day whose roll-up is missing, stale or of an older layout,
+    then move on the cut of each day not over yet; one commit per day. Returns the
+    number of days built (closed and current)."""
+    now = _aware(now or utcnow())
     last_closed = _utc_day(now - SETTLE) - timedelta(days=1)
     due = db.session.execute(
         select(RollupDay.site_id, RollupDay.day)
@@ -437,21 +463,49 @@ def refresh_due(now: datetime | None = None, limit: int = 500) -> int:
                 RollupDay.built_version.is_(None),
                 RollupDay.built_version != RollupDay.version,
                 RollupDay.layout < ROLLUP_LAYOUT,
+                RollupDay.cut.is_not(None),
             ),
         )
         .order_by(RollupDay.day.desc(), RollupDay.site_id)
         .limit(limit)
     ).all()
+    built = sum(_build(site_id, day) for site_id, day in due)
+    return built + _refresh_open(now, last_closed)
+
+
+def _refresh_open(now: datetime, last_closed: date) -> int:
+    """Roll up the hits before `now - LATE` of the days not over (or not settled)."""
+    cut = now - LATE
+    open_days = db.session.execute(
+        select(RollupDay.site_id, RollupDay.day).where(
+            RollupDay.day > last_closed,
+            RollupDay.day <= _utc_day(now),
+            or_(
+                RollupDay.cut.is_(None),
+                RollupDay.built_version.is_(None),
+                RollupDay.built_version != RollupDay.version,
+                RollupDay.cut < cut - CUT_EVERY,
+            ),
+        )
+    ).all()
     built = 0
-    for site_id, day in due:
-        try:
-            build_day(site_id, day)
-            db.session.commit()
-            built += 1
-        except Exception:
-            db.session.rollback()
-            log.exception("roll-up of site %s, %s failed", site_id, day)
+    for site_id, day in open_days:
+        day_cut = min(cut, _midnight(day + timedelta(days=1)))
+        if day_cut > _midnight(day):
+            built += _build(site_id, day, day_cut)
     return built
+
+
+def _build(site_id: int, day: date, cut: datetime | None = None) -> int:
+    """build_day and commit; 1 if built, 0 if it failed (logged, retried next time)."""
+    try:
+        build_day(site_id, day, cut)
+        db.session.commit()
+        return 1
+    except Exception:
+        db.session.rollback()
+        log.exception("roll-up of site %s, %s failed", site_id, day)
+        return 0
 
 
 # --- reading -------------------------------------------------------------------------
@@ -477,6 +531,7 @@ def covered(q: Query, with_journeys: bool = False) -> Runs:
             RollupDay.day >= first,
             RollupDay.day < last,
             RollupDay.built_version == RollupDay.version,
+            RollupDay.cut.is_(None),
             *([RollupDay.journeys.is_(True)] if with_journeys else []),
         )
         .order_by(RollupDay.day)
@@ -688,6 +743,52 @@ def not_covered(q: Query, runs: Runs) -> list[Query]:
     return parts
 
 
+def open_cut(part: Query) -> datetime | None:
+    """The cut of a fresh roll-up of a day not over that answers this part of a range
+    (from not_covered), or None: the part must start at the day's midnight and end
+    at or after the cut, within the day."""
+    day = _utc_day(part.start)
+    if part.start != _midnight(day) or part.end > _midnight(day + timedelta(days=1)):
+        return None
+    cut = db.session.scalar(
+        select(RollupDay.cut).where(
+            RollupDay.site_id == part.site_id,
+            RollupDay.day == day,
+            RollupDay.built_version == RollupDay.version,
+            RollupDay.cut.is_not(None),
+        )
+    )
+    return cut if cut is not None and cut <= part.end else None
+
+
+def day_run(part: Query) -> Runs:
+    """The run of the one day `part` starts on (for the roll-up of a day not over)."""
+    start = _midnight(_utc_day(part.start))
+    return [(start, start + timedelta(days=1))]
+
+
+def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]]:
+    """Conditions on events keeping the hits of the visitors seen in [cut, part.end).
+
+    Their visits are named too (a visitor's hits of a day all belong to that
+    visitor's visits of the day), so PostgreSQL reaches the few hits through the
+    visits' and the sessions' indexes instead of scanning the whole day.
+    """
+    recent = EVENTS.alias("recent")
+    tail = select(recent.c.visitor_id).where(
+        recent.c.site_id == part.site_id,
+        recent.c.ts >= cut,
+        recent.c.ts < part.end,
+        recent.c.name != "session_end",
+    )
+    their_visits = select(VISITS.c.id).where(
+        VISITS.c.site_id == part.site_id,
+        VISITS.c.visitor_id.in_(tail),
+        VISITS.c.last_seen_at >= part.start,
+    )
+    return [EVENTS.c.visitor_id.in_(tail), EVENTS.c.session_id.in_(their_visits)]
+
+
 def days_of(site_id: int, start: date, end: date) -> list[date]:
     """The days of a site with a fresh roll-up in [start, end) (tests and the CLI)."""
     return list(
@@ -699,6 +800,7 @@ def days_of(site_id: int, start: date, end: date) -> list[date]:
                 RollupDay.day < end,
                 and_(RollupDay.built_version.is_not(None)),
                 RollupDay.built_version == RollupDay.version,
+                RollupDay.cut.is_(None),
             )
             .order_by(RollupDay.day)
         )

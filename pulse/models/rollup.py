@@ -41,8 +41,9 @@ ROLLUP_LAYOUT = 3
 class RollupDay(db.Model):
     """Whether a site's day has a roll-up that matches its raw rows.
 
-    Writes of a closed day bump `version`; a build records the version it started
-    from. The roll-up answers queries only while `built_version == version`.
+    Writes of a closed day, and late writes to the current one (rollups.LATE), bump
+    `version`; a build records the version it started from. The roll-up answers
+    queries only while `built_version == version`.
     """
 
     __tablename__ = "rollup_days"
@@ -58,6 +59,9 @@ class RollupDay(db.Model):
     layout: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="1")
     # Whether `rollup_journeys` holds the day (funnels read them where it does).
     journeys: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    # Set while the day is not over: the roll-up holds only its hits before `cut`
+    # (no visits, users or journeys), and readers add what came after (rollups.today).
+    cut: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RollupHit(db.Model):

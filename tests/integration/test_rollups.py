@@ -265,19 +265,81 @@ def test_a_hit_continuing_yesterdays_visit_marks_the_visits_day(rolled):
     assert version > built
 
 
-def test_today_is_never_built(rolled):
+def test_today_is_rolled_up_to_a_cut_then_whole_once_settled(rolled):
     site = rolled["sites"]["new_york"]
     today = NOW.date()
-    store.write([_event(site.id, NOW - timedelta(minutes=5), "today-1")])
-    db.session.commit()
     rollups.refresh_due(now=NOW)
-    assert _version(site.id, today)[1] is None
-    # Ten minutes after midnight it is still settling; later it is built.
+    row = db.session.get(RollupDay, (site.id, today))
+    assert row.built_version == row.version and row.cut == NOW - rollups.LATE
+    assert rollups.days_of(site.id, today, today + timedelta(days=1)) == []  # not whole
+    # Ten minutes after midnight the day is still settling: its cut is its end.
     midnight = datetime.combine(today + timedelta(days=1), datetime.min.time(), UTC)
     rollups.refresh_due(now=midnight + timedelta(minutes=5))
-    assert _version(site.id, today)[1] is None
+    db.session.refresh(row)
+    assert row.cut == midnight
     rollups.refresh_due(now=midnight + timedelta(minutes=15))
-    assert _version(site.id, today)[1] is not None
+    db.session.refresh(row)
+    assert row.cut is None and row.built_version == row.version
+    assert rollups.days_of(site.id, today, today + timedelta(days=1)) == [today]
+
+
+def test_only_a_late_write_to_today_makes_its_cut_stale(rolled):
+    site = rolled["sites"]["new_york"]
+    rollups.refresh_due(now=NOW)
+    version = _version(site.id, NOW.date())[0]
+    rollups.note_written([{"site_id": site.id, "ts": NOW - timedelta(seconds=30)}], now=NOW)
+    assert _version(site.id, NOW.date())[0] == version
+    late = NOW - rollups.LATE - timedelta(seconds=1)
+    rollups.note_written([{"site_id": site.id, "ts": late}], now=NOW)
+    assert _version(site.id, NOW.date())[0] == version + 1
+    # A hit continuing a visit begun earlier today changes no roll-up of today's.
+    rollups.note_written([{"site_id": site.id, "ts": NOW, "visit_starts": (late, late)}], now=NOW)
+    assert _version(site.id, NOW.date())[0] == version + 1
+
+
+def _tail_visitors(data: dict, cut: datetime) -> int:
+    """Visitors of NOW's day with hits both before `cut` and in [cut, NOW)."""
+    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
+    before, after = set(), set()
+    for e in data["events"]:
+        if e["name"] != "session_end" and midnight <= e["ts"] < NOW:
+            (before if e["ts"] < cut else after).add(e["visitor_id"])
+    return len(before & after)
+
+
+@pytest.mark.parametrize("hours", [10, 6])
+def test_todays_rollup_with_the_visitors_since_its_cut_matches_reference(rolled, hours):
+    """Today's hits before the cut come from the roll-up; the visitors seen since then
+    (some also before it, some with other labels) are swapped in from raw rows."""
+    cut = NOW - timedelta(hours=hours)
+    for site in rolled["sites"].values():
+        rollups.build_day(site.id, NOW.date(), cut=cut)
+    db.session.commit()
+    assert sum(_tail_visitors(data, cut) for data in rolled["data"].values()) > 0
+    reads = rolled["reads"]["hits"]
+    for zone in ("new_york", "kathmandu"):
+        for span in ({"period": "today"}, {"period": "7d"}, {"since": "2024-11-05"}):
+            for cls in CLASSES:
+                q, data = q_for(rolled, zone, {**span, **cls}, first_seen=lambda: ref.START)
+                assert strip(reports.overview(q)) == ref.ref_overview(q, data), (zone, span)
+        for name in sorted(DIMENSIONS):
+            q, data = q_for(rolled, zone, {"period": "7d", "classification": "all", "limit": "5"})
+            rows = breakdowns.breakdown(q, name)["rows"]
+            assert rows == ref.ref_breakdown(q, data, dimension(name), 5), (zone, name)
+        for filters in SINGLE_FILTERS:
+            q, data = q_for(rolled, zone, {"period": "7d", **filters})
+            assert strip(reports.overview(q)) == ref.ref_overview(q, data), (zone, filters)
+    assert rolled["reads"]["hits"] > reads
+
+
+def test_a_cut_after_the_range_end_is_not_used(rolled):
+    site = rolled["sites"]["kathmandu"]
+    rollups.build_day(site.id, NOW.date(), cut=NOW - timedelta(hours=1))
+    db.session.commit()
+    args = {"since": "2024-11-05T00:00:00Z", "until": "2024-11-05T12:00:00Z"}
+    q, data = q_for(rolled, "kathmandu", args)
+    assert rollups.open_cut(q) is None
+    assert strip(reports.overview(q)) == ref.ref_overview(q, data)
 
 
 def test_cli_builds_days_stored_before_rollups(world):  # noqa: F811
