@@ -322,7 +322,7 @@ def _unit_column(unit: str) -> tuple[ColumnElement[Any], list[ColumnElement[bool
     return EVENTS.c.visitor_id, []
 
 
-def _per_unit(q: Query, spec: FunnelSpec) -> Any:
+def _per_unit(q: Query, spec: FunnelSpec, also: list[Any] | None = None) -> Any:
     """A subquery: one row per unit that reached step 1, its level and breakdown value."""
     unit, unit_conditions = _unit_column(spec.unit)
     matches = [step_condition(s) for s in spec.steps]
@@ -342,7 +342,7 @@ def _per_unit(q: Query, spec: FunnelSpec) -> Any:
             columns.append(dim.on_visits().label("b"))
         else:
             columns.append(dim.on_events().label("b"))
-    where = [*events_where(q), *unit_conditions, or_(*matches)]
+    where = [*events_where(q), *unit_conditions, or_(*matches), *(also or [])]
     chosen = selected(EVENTS.c.label, q.labels)
     if chosen is not None:
         where.append(chosen)
@@ -415,24 +415,42 @@ def level_counts(q: Query, spec: FunnelSpec) -> dict[Any, dict[int, int]]:
     Whole days with journeys are read from them, the rest of the range from raw hits;
     units never span the two (visitor ids are daily), so their counts add up.
     """
-    runs = rollups.covered(q, with_journeys=True) if journeys_answer(q, spec) else []
-    if not runs:
+    if not journeys_answer(q, spec):
         return _raw_level_counts(q, spec)
+    runs = rollups.covered(q, with_journeys=True)
     total: dict[int, int] = {}
+
+    def add(found: dict[Any, dict[int, int]], sign: int = 1) -> None:
+        for level, n in found.get(None, {}).items():
+            total[level] = total.get(level, 0) + sign * n
+
+    journey_days = list(runs)
     for part in rollups.not_covered(q, runs):
-        for level, n in _raw_level_counts(part, spec).get(None, {}).items():
-            total[level] = total.get(level, 0) + n
-    # After the raw parts: journeys change this transaction's parallel costs.
-    conditions = [item_condition(step) for step in spec.steps]
-    for level, n in journeys.level_counts(q, runs, conditions).items():
-        total[level] = total.get(level, 0) + n
+        cut = rollups.open_cut(part, with_journeys=True)
+        if cut is None:
+            add(_raw_level_counts(part, spec))
+            continue
+        # The current day: its journeys up to the cut, with the visitors seen since
+        # then swapped for their whole day so far (rollups.py, "The current day").
+        journey_days += rollups.day_run(part)
+        tail = rollups.since_cut(part, cut)
+        add(_raw_level_counts(part, spec, also=tail))
+        add(_raw_level_counts(part.window(part.start, cut), spec, also=tail), -1)
+    if journey_days:
+        # After the raw parts: journeys change this transaction's parallel costs.
+        conditions = [item_condition(step) for step in spec.steps]
+        add({None: journeys.level_counts(q, journey_days, conditions)})
+    total = {level: n for level, n in total.items() if n}
     return {None: total} if total else {}
 
 
-def _raw_level_counts(q: Query, spec: FunnelSpec) -> dict[Any, dict[int, int]]:
-    """level_counts from the raw events, by window functions (see the module notes)."""
+def _raw_level_counts(
+    q: Query, spec: FunnelSpec, also: list[Any] | None = None
+) -> dict[Any, dict[int, int]]:
+    """level_counts from the raw events (the hits meeting `also` too), by window
+    functions (see the module notes)."""
     roomy_sorts()
-    units = _per_unit(q, spec)
+    units = _per_unit(q, spec, also)
     keys = [units.c.b] if spec.breakdown is not None else []
     statement = (
         select(*keys, units.c.level, func.count().label("n"))

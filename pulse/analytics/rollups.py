@@ -19,11 +19,12 @@ Life of a day (one site, one UTC day):
 A day is built only once it has been over for `SETTLE` minutes: a write that
 checked "is this day over?" just before midnight has committed by then.
 
-The current day: its `rollup_hits` hold the hits before `cut`. A visitor's share
+The current day: its `rollup_hits` (and journeys) hold the hits before `cut`. A visitor's share
 of a roll-up row depends only on their own hits, so for the hits up to a later
 moment it is enough to swap the shares of the visitors seen since the cut (the
 "tail"): raw.py adds their hits up to that moment and subtracts their hits before
-the cut, both read raw (`since_cut`). Visits are not rolled up until the day is over,
+the cut, both read raw (`since_cut`); funnel.py does the same with journeys.
+Visits are not rolled up until the day is over,
 since a visit still open changes as it goes on.
 
 What a roll-up answers: totals and one dimension of `HIT_DIMENSIONS` (hits) or
@@ -431,7 +432,7 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
         db.session.execute(text(HITS_SQL), bounds)
         if cut is None:
             db.session.execute(text(VISITS_SQL), bounds)
-            with_journeys = journeys.build(site_id, day, bounds)
+        with_journeys = journeys.build(site_id, day, bounds)
     else:
         db.session.execute(_hits_statement(site_id, day, end))
         if cut is None:
@@ -743,10 +744,10 @@ def not_covered(q: Query, runs: Runs) -> list[Query]:
     return parts
 
 
-def open_cut(part: Query) -> datetime | None:
+def open_cut(part: Query, with_journeys: bool = False) -> datetime | None:
     """The cut of a fresh roll-up of a day not over that answers this part of a range
     (from not_covered), or None: the part must start at the day's midnight and end
-    at or after the cut, within the day."""
+    at or after the cut, within the day (with `with_journeys`, its journeys built)."""
     day = _utc_day(part.start)
     if part.start != _midnight(day) or part.end > _midnight(day + timedelta(days=1)):
         return None
@@ -756,6 +757,7 @@ def open_cut(part: Query) -> datetime | None:
             RollupDay.day == day,
             RollupDay.built_version == RollupDay.version,
             RollupDay.cut.is_not(None),
+            *([RollupDay.journeys.is_(True)] if with_journeys else []),
         )
     )
     return cut if cut is not None and cut <= part.end else None
