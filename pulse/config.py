@@ -106,6 +106,14 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
 
     uri = config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("postgresql"):
+        # JIT compiling pays off for queries of many seconds; reports take tens of ms,
+        # and JIT's 40-50 ms of compiling was half the raw part of a 30-day overview at
+        # 10M events (bench/query.py). A server's own setting is overridden per session.
+        options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("options", "-c jit=off")
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, "connect_args": connect_args}
     if uri == default_sqlite:
         Path(instance_path).mkdir(parents=True, exist_ok=True)
     in_memory = uri in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in uri

@@ -434,8 +434,9 @@ def level_counts(q: Query, spec: FunnelSpec) -> dict[Any, dict[int, int]]:
         # then swapped for their whole day so far (rollups.py, "The current day").
         journey_days += rollups.day_run(part)
         tail = rollups.since_cut(part, cut)
-        add(_raw_level_counts(part, spec, also=tail))
-        add(_raw_level_counts(part.window(part.start, cut), spec, also=tail), -1)
+        if tail is not None:
+            add(_raw_level_counts(part, spec, also=tail))
+            add(_raw_level_counts(part.window(part.start, cut), spec, also=tail), -1)
     if journey_days:
         # After the raw parts: journeys change this transaction's parallel costs.
         conditions = [item_condition(step) for step in spec.steps]

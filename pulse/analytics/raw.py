@@ -125,11 +125,12 @@ def _hit_parts(
         if cut is None:
             parts.append(_raw_event_counts(part, key))
             continue
-        tail = rollups.since_cut(part, cut)
         parts.append(rolled(day))
-        parts.append(_raw_event_counts(part, key, also=tail))
-        before = _raw_event_counts(part.window(part.start, cut), key, also=tail)
-        parts.append(_negated(before))
+        tail = rollups.since_cut(part, cut)
+        if tail is not None:
+            parts.append(_raw_event_counts(part, key, also=tail))
+            before = _raw_event_counts(part.window(part.start, cut), key, also=tail)
+            parts.append(_negated(before))
     return parts if len(parts) > 1 or runs else None
 
 
@@ -178,12 +179,14 @@ def visit_counts(
     limit: int | None = None,
     dimension: str | None = None,
     interval: str | None = None,
+    visitors: bool = True,
 ) -> list[dict[str, Any]]:
     """Visits started in the range grouped by `key` (an expression over visits).
 
     visitors, sessions, pageviews, bounces, duration (sum of seconds), scored and
     score (sum of engagement scores), and `<label>_visitors` / `<label>_sessions`.
-    `dimension` or `interval` name what `key` is, as for event_counts.
+    `dimension` or `interval` name what `key` is, as for event_counts. Without
+    `visitors` the visitor counts are left out (they cost the raw query most).
     """
     if key is None or dimension is not None or interval is not None:
         runs = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
@@ -191,9 +194,17 @@ def visit_counts(
             rolled = rollups.visit_counts(q, rollups.DAY if interval else dimension, runs)
             if interval is not None:
                 rolled = rollups.by_bucket(rolled, q, interval)
-            parts = [rolled] + [_raw_visit_counts(p, key) for p in rollups.not_covered(q, runs)]
+            if not visitors:
+                rolled = [_without_visitors(row) for row in rolled]
+            parts = [rolled] + [
+                _raw_visit_counts(p, key, visitors=visitors) for p in rollups.not_covered(q, runs)
+            ]
             return _combine(parts, key is not None, limit, "sessions")
-    return _raw_visit_counts(q, key, limit=limit)
+    return _raw_visit_counts(q, key, limit=limit, visitors=visitors)
+
+
+def _without_visitors(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.endswith("visitors")}
 
 
 def _covered(
@@ -239,7 +250,11 @@ def _combine(
 
 
 def _raw_visit_counts(
-    q: Query, key: ColumnElement[Any] | None = None, *, limit: int | None = None
+    q: Query,
+    key: ColumnElement[Any] | None = None,
+    *,
+    limit: int | None = None,
+    visitors: bool = True,
 ) -> list[dict[str, Any]]:
     """visit_counts from the raw visits table."""
     columns = [
@@ -254,11 +269,9 @@ def _raw_visit_counts(
         columns.append(key.label("g"))
     sub = select(*columns).where(*visits_where(q)).subquery()
     chosen = selected(sub.c.label, q.labels)
-    visitors = _distinct_if(chosen, sub.c.visitor_id)
     sessions = _count_if(chosen)
     scored = sub.c.engagement_score.is_not(None)
     metrics = [
-        visitors.label("visitors"),
         sessions.label("sessions"),
         _sum_if(chosen, sub.c.pageviews).label("pageviews"),
         _count_if(_both(chosen, sub.c.is_bounce.is_(True))).label("bounces"),
@@ -268,13 +281,19 @@ def _raw_visit_counts(
             func.sum(case((_both(chosen, scored), sub.c.engagement_score), else_=0.0)), 0.0
         ).label("score"),
     ]
+    rank = [sessions]
     for label in LABELS:
-        is_label = sub.c.label == label
-        metrics.append(_distinct_if(is_label, sub.c.visitor_id).label(f"{label}_visitors"))
-        metrics.append(_count_if(is_label).label(f"{label}_sessions"))
+        metrics.append(_count_if(sub.c.label == label).label(f"{label}_sessions"))
+    if visitors:
+        distinct_visitors = _distinct_if(chosen, sub.c.visitor_id)
+        rank.insert(0, distinct_visitors)
+        metrics.append(distinct_visitors.label("visitors"))
+        for label in LABELS:
+            is_label = sub.c.label == label
+            metrics.append(_distinct_if(is_label, sub.c.visitor_id).label(f"{label}_visitors"))
     group = sub.c.g if key is not None else None
     statement = select(*([group] if key is not None else []), *metrics)
-    return _rows(_finish(statement, key, group, [visitors, sessions], limit, visitors))
+    return _rows(_finish(statement, key, group, rank, limit, rank[0]))
 
 
 def first_event_at(site_id: int) -> Any:

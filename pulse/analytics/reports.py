@@ -45,7 +45,7 @@ OVERVIEW_METRICS = (
 
 def _overview_values(q: Query) -> dict[str, Any]:
     hits = raw.event_counts(q)[0]
-    visits = raw.visit_counts(q)[0]
+    visits = raw.visit_counts(q, visitors=False)[0]  # visitors come from the hits
     sessions = visits["sessions"]
     labels = split(hits)
     return {

@@ -45,8 +45,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     String,
     and_,
+    any_,
     case,
     delete,
     func,
@@ -58,6 +60,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.expression import ColumnElement
@@ -769,26 +772,44 @@ def day_run(part: Query) -> Runs:
     return [(start, start + timedelta(days=1))]
 
 
-def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]]:
-    """Conditions on events keeping the hits of the visitors seen in [cut, part.end).
+def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]] | None:
+    """Conditions on events keeping the hits of the visitors seen in [cut, part.end),
+    or None when there are none (nothing to swap).
 
-    Their visits are named too (a visitor's hits of a day all belong to that
-    visitor's visits of the day), so PostgreSQL reaches the few hits through the
-    visits' and the sessions' indexes instead of scanning the whole day.
+    Their visits are named too, so PostgreSQL reaches the few hits through the
+    visits' and the sessions' indexes instead of scanning the whole day. That relies
+    on what sessions.assign ensures: a visit holds the hits of one visitor id, so a
+    visitor's hits of a day all lie in that visitor's visits seen that day.
     """
     recent = EVENTS.alias("recent")
-    tail = select(recent.c.visitor_id).where(
-        recent.c.site_id == part.site_id,
-        recent.c.ts >= cut,
-        recent.c.ts < part.end,
-        recent.c.name != "session_end",
+    tail: Any = (
+        select(recent.c.visitor_id)
+        .where(
+            recent.c.site_id == part.site_id,
+            recent.c.ts >= cut,
+            recent.c.ts < part.end,
+            recent.c.name != "session_end",
+        )
+        .distinct()
     )
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The ids themselves, not a subquery: planned against a subquery's guess of a
+        # few rows, the visitor check becomes a nested loop over every pair.
+        ids = list(db.session.scalars(tail))
+        if not ids:
+            return None
+        tail = any_(literal(ids, ARRAY(BigInteger)))
+        visitor_in = [EVENTS.c.visitor_id == tail]
+        visits_in = VISITS.c.visitor_id == tail
+    else:
+        if db.session.execute(tail.limit(1)).first() is None:
+            return None
+        visitor_in = [EVENTS.c.visitor_id.in_(tail)]
+        visits_in = VISITS.c.visitor_id.in_(tail)
     their_visits = select(VISITS.c.id).where(
-        VISITS.c.site_id == part.site_id,
-        VISITS.c.visitor_id.in_(tail),
-        VISITS.c.last_seen_at >= part.start,
+        VISITS.c.site_id == part.site_id, visits_in, VISITS.c.last_seen_at >= part.start
     )
-    return [EVENTS.c.visitor_id.in_(tail), EVENTS.c.session_id.in_(their_visits)]
+    return [*visitor_in, EVENTS.c.session_id.in_(their_visits)]
 
 
 def days_of(site_id: int, start: date, end: date) -> list[date]:

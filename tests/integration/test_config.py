@@ -176,3 +176,15 @@ def test_session_cookie_flags(app: Flask, client) -> None:
     assert app.config["REMEMBER_COOKIE_HTTPONLY"] is True
     assert app.config["REMEMBER_COOKIE_SAMESITE"] == "Lax"
     assert app.config["REMEMBER_COOKIE_SECURE"] is (env == "production")
+
+
+def test_postgresql_sessions_run_without_jit(tmp_path: Path, app: Flask) -> None:
+    """Reports are short queries that JIT compiling only slows down (bench/query.py)."""
+    url = "postgresql://pulse@db.example:5432/pulse"
+    config = load_config(str(tmp_path), {"SQLALCHEMY_DATABASE_URI": url})
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["options"] == "-c jit=off"
+    assert config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] is True
+    sqlite = load_config(str(tmp_path), {"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert "connect_args" not in sqlite["SQLALCHEMY_ENGINE_OPTIONS"]
+    if db.engine.dialect.name == "postgresql":
+        assert db.session.execute(text("SHOW jit")).scalar_one() == "off"
