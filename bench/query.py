@@ -14,8 +14,9 @@ events with properties, and about 15% bots and AI agents with their own user age
 Then VACUUM (ANALYZE), and each report `--repeat` times through pulse.analytics (the
 functions the API calls), with p50/p95 in ms next to a plain count(*) of the site's
 events: overview (30 days), top pages, sources, a filtered overview (country and
-device), a day-by-day time series, two 3-step funnels and an 8-week retention (people
-behind 40% of human sessions carry a user_id). It prints, never asserts. Loading 10M
+device), a day-by-day time series, two 3-step funnels, an 8-week retention (people
+behind 40% of human sessions carry a user_id) and the agents list. It prints, never
+asserts. Loading 10M
 events takes a long while and a few GB of disk: with `--keep NAME` the database is
 kept, and a later run with the same NAME reuses its events (their last timestamp
 stands for "now") and only times the reports.
@@ -250,7 +251,7 @@ def _oldest_cut(url: str, site_id: int, end: datetime) -> tuple[datetime, int]:
 
 def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None) -> None:
     from bench.drain import make_site, throwaway_app
-    from pulse.analytics import breakdowns, funnel, reports, retention, rollups
+    from pulse.analytics import agents, breakdowns, funnel, reports, retention, rollups
     from pulse.analytics.query import parse_query
 
     with throwaway_app(server, "bench_query", keep=keep) as (app, name):
@@ -304,6 +305,7 @@ def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None
                 site, {"period": "30d", "country": "US", "device": "mobile"}, now=now
             )
             by_country = parse_query(site, {"period": "30d", "country": "US"}, now=now)
+            bots = parse_query(site, {"period": "30d"}, now=now, classification=("agent", "bot"))
             broad = funnel.make_spec(["/docs/*", "/blog/*", "signup"], 24)
             narrow = funnel.make_spec(["/", "/docs/1", "signup"], 24)
             weeks, grain = retention.parse_retention(
@@ -328,6 +330,7 @@ def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None
                     1500,
                 ),
                 ("retention, 8 weeks", lambda: retention.retention(weeks, grain), 1500),
+                ("agents list, 30 days", lambda: agents.agents(bots), None),
             ]
 
         def time_cases(now: datetime) -> None:

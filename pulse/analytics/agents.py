@@ -7,6 +7,12 @@ paths it read and `top_pages` the ones it read most; first and last seen are
 within the range; the trend is hits per bucket of the site's calendar and the
 change against the previous period of equal length. The label and category shown
 are the most frequent among its hits. Names sort by hits, then code point order.
+
+Whole days with agent-page roll-ups (`rollup_agent_pages`, built with the others
+in rollups.py) are read from them, the rest of the range from raw hits: hits per
+(agent, label, category, page) answer everything but visitors (the `agent` rows of
+`rollup_hits`) and the trend's buckets (roll-up days for UTC sites, else raw).
+Under filters everything is read raw.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import and_, case, distinct, func, or_, select
 from sqlalchemy.sql.expression import ColumnElement
 
+from pulse.analytics import rollups
 from pulse.analytics.buckets import bucket_starts
 from pulse.analytics.dimensions import EVENTS
 from pulse.analytics.formatting import change
@@ -25,6 +32,7 @@ from pulse.analytics.query import LABELS, Query
 from pulse.analytics.sql import bucket_key, events_where, selected
 from pulse.errors import NotFound
 from pulse.extensions import db
+from pulse.models import RollupAgentPage
 
 TOP_PAGES = 5
 
@@ -47,66 +55,184 @@ def _where(q: Query, names: list[str] | None = None) -> list[ColumnElement[bool]
     return conditions
 
 
-def _totals(q: Query, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """Per agent: hits, pageviews, visitors, distinct pages, first and last seen."""
-    statement = (
-        select(
-            EVENTS.c.agent_name.label("agent"),
-            func.count().label("hits"),
-            func.count(case((EVENTS.c.name == "pageview", 1))).label("pageviews"),
-            func.count(distinct(EVENTS.c.visitor_id)).label("visitors"),
-            func.count(distinct(EVENTS.c.pathname)).label("pages"),
-            func.min(EVENTS.c.ts).label("first_seen"),
-            func.max(EVENTS.c.ts).label("last_seen"),
+def _runs(q: Query) -> rollups.Runs:
+    """The whole days of the range the agent-page roll-ups answer (none under filters)."""
+    return [] if q.filters else rollups.covered(q, with_agent_pages=True)
+
+
+def _rolled_where(q: Query, runs: rollups.Runs, names: list[str] | None) -> list[Any]:
+    t = RollupAgentPage.__table__.c
+    days = or_(*[and_(t.day >= s.date(), t.day < e.date()) for s, e in runs])
+    conditions = [t.site_id == q.site_id, days]
+    chosen = selected(t.label, q.labels)
+    if chosen is not None:
+        conditions.append(chosen)
+    if names is not None:
+        conditions.append(t.agent_name.in_(names))
+    return conditions
+
+
+class _Page:
+    """One agent's hits on one page with one label and category, summed over parts."""
+
+    __slots__ = ("first", "hits", "last", "pageviews")
+
+    def __init__(self) -> None:
+        self.hits, self.pageviews = 0, 0
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def add(self, hits: int, pageviews: int, first: datetime, last: datetime) -> None:
+        self.hits += int(hits)
+        self.pageviews += int(pageviews)
+        first, last = _aware(first), _aware(last)
+        self.first = first if self.first is None else min(self.first, first)
+        self.last = last if self.last is None else max(self.last, last)
+
+
+Pages = dict[tuple[str, str, str | None, str], _Page]  # (agent, label, category, page)
+
+
+def _pages(q: Query, names: list[str] | None = None) -> Pages:
+    """Hits per (agent, label, category, page) over the range: the roll-ups' whole days
+    and the rest from raw hits (one grouped scan instead of one per question)."""
+    runs = _runs(q)
+    found: Pages = defaultdict(_Page)
+    statements = []
+    if runs:
+        t = RollupAgentPage.__table__.c
+        keys = [t.agent_name, t.label, t.agent_category, t.pathname]
+        statements.append(
+            select(
+                *keys,
+                func.sum(t.hits),
+                func.sum(t.pageviews),
+                func.min(t.first_seen),
+                func.max(t.last_seen),
+            )
+            .where(*_rolled_where(q, runs, names))
+            .group_by(*keys)
         )
-        .where(*_where(q, names))
-        .group_by(EVENTS.c.agent_name)
-    )
-    return [dict(r) for r in db.session.execute(statement).mappings()]
+    e = EVENTS.c
+    keys = [e.agent_name, e.label, e.agent_category, e.pathname]
+    for part in rollups.not_covered(q, runs):
+        statements.append(
+            select(
+                *keys,
+                func.count(),
+                func.count(case((e.name == "pageview", 1))),
+                func.min(e.ts),
+                func.max(e.ts),
+            )
+            .where(*_where(part, names))
+            .group_by(*keys)
+        )
+    for statement in statements:
+        for name, label, category, page, hits, views, first, last in db.session.execute(statement):
+            found[(name, label, category, page)].add(hits, views, first, last)
+    return found
 
 
-def _grouped(q: Query, names: list[str], *keys: ColumnElement[Any]) -> list[tuple[Any, ...]]:
-    """(agent, *keys, hits) rows for the named agents."""
-    statement = (
-        select(EVENTS.c.agent_name, *keys, func.count())
-        .where(*_where(q, names))
-        .group_by(EVENTS.c.agent_name, *keys)
-    )
-    return [tuple(r) for r in db.session.execute(statement)]
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _dominant(q: Query, names: list[str]) -> dict[str, tuple[str, str | None]]:
+def _visitors(q: Query, names: list[str]) -> Counter[str]:
+    """Distinct visitors per agent: per-day counts add up (visitor ids are daily)."""
+    runs = _runs(q)
+    counts: Counter[str] = Counter()
+    if runs:
+        for row in rollups.hit_counts(q, "agent", runs):
+            if row["g"] in names:
+                counts[row["g"]] += int(row["visitors"])
+    for part in rollups.not_covered(q, runs):
+        statement = (
+            select(EVENTS.c.agent_name, func.count(distinct(EVENTS.c.visitor_id)))
+            .where(*_where(part, names))
+            .group_by(EVENTS.c.agent_name)
+        )
+        for name, visitors in db.session.execute(statement):
+            counts[name] += visitors
+    return counts
+
+
+def _totals(pages: Pages) -> list[dict[str, Any]]:
+    """Per agent, busiest first: hits, pageviews, the paths read, first and last seen."""
+    totals: dict[str, dict[str, Any]] = {}
+    for (name, _, _, path), page in pages.items():
+        t = totals.setdefault(
+            name,
+            {"agent": name, "hits": 0, "pageviews": 0, "paths": set(), "first": None, "last": None},
+        )
+        t["hits"] += page.hits
+        t["pageviews"] += page.pageviews
+        t["paths"].add(path)
+        t["first"] = page.first if t["first"] is None else min(t["first"], page.first)
+        t["last"] = page.last if t["last"] is None else max(t["last"], page.last)
+    return sorted(totals.values(), key=lambda t: (-t["hits"], t["agent"]))
+
+
+def _dominant(pages: Pages) -> dict[str, tuple[str, str | None]]:
     """Each agent's most frequent (label, category); ties go to label order, then category."""
-    counts: dict[str, list[tuple[int, int, str, str | None]]] = defaultdict(list)
-    for name, label, category, hits in _grouped(q, names, EVENTS.c.label, EVENTS.c.agent_category):
+    hits: Counter[tuple[str, str, str | None]] = Counter()
+    for (name, label, category, _), page in pages.items():
+        hits[(name, label, category)] += page.hits
+    best: dict[str, tuple[int, int, str, str]] = {}
+    for (name, label, category), n in hits.items():
         rank = LABELS.index(label) if label in LABELS else len(LABELS)
-        counts[name].append((-hits, rank, category or "", label))
-    out = {}
-    for name, options in counts.items():
-        best = min(options)
-        out[name] = (best[3], best[2] or None)
-    return out
+        option = (-n, rank, category or "", label)
+        if name not in best or option < best[name]:
+            best[name] = option
+    return {name: (o[3], o[2] or None) for name, o in best.items()}
 
 
-def _top_pages(q: Query, names: list[str], limit: int) -> dict[str, list[dict[str, Any]]]:
-    pages: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for name, path, hits in _grouped(q, names, EVENTS.c.pathname):
-        pages[name].append((-hits, path))
-    return {
-        name: [{"page": path, "hits": -neg} for neg, path in sorted(found)[:limit]]
-        for name, found in pages.items()
-    }
+def _page_hits(pages: Pages, name: str) -> dict[str, _Page]:
+    """One agent's pages, every label and category summed."""
+    merged: dict[str, _Page] = defaultdict(_Page)
+    for (agent, _, _, path), page in pages.items():
+        if agent == name:
+            merged[path].add(page.hits, page.pageviews, page.first, page.last)
+    return merged
+
+
+def _top_pages(pages: Pages, name: str, limit: int) -> list[dict[str, Any]]:
+    merged = _page_hits(pages, name)
+    ranked = sorted(merged.items(), key=lambda item: (-item[1].hits, item[0]))[:limit]
+    return [{"page": path, "hits": page.hits} for path, page in ranked]
 
 
 def _trends(q: Query, names: list[str]) -> tuple[str, dict[str, dict[str, Any]]]:
-    """Hits per bucket over the range, and the change against the previous period."""
+    """Hits per bucket over the range, and the change against the previous period.
+
+    Whole days of a UTC site come from the agent-page roll-ups (day, week and month
+    buckets are sums of UTC days); hours and other sites' days from raw hits.
+    """
     interval = q.bucket_interval
     buckets = bucket_starts(q.tz, q.start, q.end, interval)
     series: dict[str, Counter[int]] = defaultdict(Counter)
-    for name, key, hits in _grouped(q, names, bucket_key(EVENTS.c.ts, q, interval).label("b")):
-        series[name][int(key)] += hits
-    before = q.previous()
-    previous = {name: hits for name, hits in _grouped(before, names)}
+    runs = _runs(q) if rollups.utc_calendar(q, interval) else []
+    if runs:
+        t = RollupAgentPage.__table__.c
+        statement = (
+            select(t.agent_name, t.day, func.sum(t.hits))
+            .where(*_rolled_where(q, runs, names))
+            .group_by(t.agent_name, t.day)
+        )
+        rows = [{"a": a, "g": day, "hits": n} for a, day, n in db.session.execute(statement)]
+        for row in rollups.by_bucket(rows, q, interval):
+            series[row["a"]][int(row["g"])] += int(row["hits"])
+    for part in rollups.not_covered(q, runs):
+        key = bucket_key(EVENTS.c.ts, q, interval).label("b")
+        statement = (
+            select(EVENTS.c.agent_name, key, func.count())
+            .where(*_where(part, names))
+            .group_by(EVENTS.c.agent_name, key)
+        )
+        for name, bucket, hits in db.session.execute(statement):
+            series[name][int(bucket)] += hits
+    previous: Counter[str] = Counter()
+    for (name, _, _, _), page in _pages(q.previous(), names).items():
+        previous[name] += page.hits
     out = {}
     for name in names:
         points = [{"date": b.label, "hits": series[name][b.key]} for b in buckets]
@@ -115,12 +241,12 @@ def _trends(q: Query, names: list[str]) -> tuple[str, dict[str, dict[str, Any]]]
     return interval, out
 
 
-def _rows(q: Query, totals: list[dict[str, Any]], pages_limit: int) -> list[dict[str, Any]]:
+def _rows(q: Query, pages: Pages, totals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     names = [t["agent"] for t in totals]
     if not names:
         return []
-    kinds = _dominant(q, names)
-    tops = _top_pages(q, names, pages_limit)
+    kinds = _dominant(pages)
+    visitors = _visitors(q, names)
     _, trends = _trends(q, names)
     rows = []
     for t in totals:
@@ -136,11 +262,11 @@ def _rows(q: Query, totals: list[dict[str, Any]], pages_limit: int) -> list[dict
                 "hits": t["hits"],
                 "pageviews": t["pageviews"],
                 "events": t["hits"] - t["pageviews"],
-                "visitors": t["visitors"],
-                "pages": t["pages"],
-                "top_pages": tops.get(name, []),
-                "first_seen": _iso(t["first_seen"]),
-                "last_seen": _iso(t["last_seen"]),
+                "visitors": visitors[name],
+                "pages": len(t["paths"]),
+                "top_pages": _top_pages(pages, name, TOP_PAGES),
+                "first_seen": _iso(t["first"]),
+                "last_seen": _iso(t["last"]),
                 "trend": trends[name],
             }
         )
@@ -149,14 +275,14 @@ def _rows(q: Query, totals: list[dict[str, Any]], pages_limit: int) -> list[dict
 
 def agents(q: Query) -> dict[str, Any]:
     """Every detected agent and bot (the busiest `q.limit`), with pages read and trend."""
-    totals = sorted(_totals(q), key=lambda t: (-t["hits"], t["agent"]))
-    rows = _rows(q, totals[: q.limit], TOP_PAGES)
+    pages = _pages(q)
+    totals = _totals(pages)
     return {
         "dimension": "agent",
         "interval": q.bucket_interval,
         "agents_seen": len(totals),
         "total_hits": sum(t["hits"] for t in totals),
-        "rows": rows,
+        "rows": _rows(q, pages, totals[: q.limit]),
     }
 
 
@@ -174,32 +300,21 @@ def agent(q: Query, name: str) -> dict[str, Any]:
     """
     if not _known(q.site_id, name):
         raise NotFound("Agent not found.")
-    totals = _totals(q, [name])
-    rows = _rows(q, totals, TOP_PAGES)
+    pages = _pages(q, [name])
+    rows = _rows(q, pages, _totals(pages))
     summary = rows[0] if rows else _empty(q, name)
-    statement = (
-        select(
-            EVENTS.c.pathname,
-            func.count(),
-            func.count(case((EVENTS.c.name == "pageview", 1))),
-            func.min(EVENTS.c.ts),
-            func.max(EVENTS.c.ts),
-        )
-        .where(*_where(q, [name]))
-        .group_by(EVENTS.c.pathname)
-    )
-    found = sorted(db.session.execute(statement), key=lambda r: (-r[1], r[0]))
-    pages = [
+    merged = sorted(_page_hits(pages, name).items(), key=lambda item: (-item[1].hits, item[0]))
+    read = [
         {
             "page": path,
-            "hits": hits,
-            "pageviews": views,
-            "first_seen": _iso(first),
-            "last_seen": _iso(last),
+            "hits": page.hits,
+            "pageviews": page.pageviews,
+            "first_seen": _iso(page.first),
+            "last_seen": _iso(page.last),
         }
-        for path, hits, views, first, last in found[: q.limit]
+        for path, page in merged[: q.limit]
     ]
-    return {**summary, "interval": q.bucket_interval, "pages_read": pages}
+    return {**summary, "interval": q.bucket_interval, "pages_read": read}
 
 
 def _empty(q: Query, name: str) -> dict[str, Any]:

@@ -33,7 +33,9 @@ same dimension. Totals and day series under several filters on the client
 dimensions (country, browser, OS, device, agent: what a visitor's IP address and
 user agent, the inputs of its id, fix) read the `@client` rows, which hold each
 combination of those values. Property filters, other filters together, hourly
-buckets and time-of-day questions go to the raw tables.
+buckets and time-of-day questions go to the raw tables. A whole day's build also
+writes each agent's hits per page (`rollup_agent_pages`, read by agents.py) and each
+user's hits (`rollup_users`, read by retention.py).
 """
 
 from __future__ import annotations
@@ -72,8 +74,15 @@ from pulse.analytics.expressions import DayNumber
 from pulse.analytics.query import LABELS, Filter, Query
 from pulse.analytics.sql import selected
 from pulse.extensions import db
-from pulse.models import RollupDay, RollupHit, RollupUser, RollupVisit, utcnow
-from pulse.models.rollup import LABEL_BITS, ROLLUP_LAYOUT
+from pulse.models import (
+    RollupAgentPage,
+    RollupDay,
+    RollupHit,
+    RollupUser,
+    RollupVisit,
+    utcnow,
+)
+from pulse.models.rollup import AGENT_PAGES_LAYOUT, LABEL_BITS, ROLLUP_LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +416,34 @@ def _users_statement(site_id: int, day: date) -> Any:
     return insert(RollupUser).from_select(["site_id", "day", "user_id", "label", "events"], rows)
 
 
+def _agent_pages_statement(site_id: int, day: date) -> Any:
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    e = EVENTS.c
+    keys = [e.agent_name, e.label, e.agent_category, e.pathname]
+    rows = (
+        select(
+            literal(site_id),
+            literal(day),
+            *keys,
+            func.count(),
+            func.count(case((e.name == "pageview", 1))),
+            func.min(e.ts),
+            func.max(e.ts),
+        )
+        .where(
+            e.site_id == site_id,
+            e.ts >= start,
+            e.ts < end,
+            e.name != "session_end",
+            e.agent_name.is_not(None),
+        )
+        .group_by(*keys)
+    )
+    columns = ["site_id", "day", "agent_name", "label", "agent_category", "pathname"]
+    columns += ["hits", "pageviews", "first_seen", "last_seen"]
+    return insert(RollupAgentPage).from_select(columns, rows)
+
+
 def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
     """Replace the roll-up of one site's day with one computed from its raw rows;
     with `cut`, a day not over yet: only its hits before `cut`.
@@ -421,11 +458,12 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
         db.session.add(RollupDay(site_id=site_id, day=day, version=0))
         db.session.flush()
         version = 0
-    for table in (RollupHit, RollupVisit, RollupUser):
+    for table in (RollupHit, RollupVisit, RollupUser, RollupAgentPage):
         db.session.execute(delete(table).where(table.site_id == site_id, table.day == day))
     end = cut or _midnight(day + timedelta(days=1))
     if cut is None:
         db.session.execute(_users_statement(site_id, day))
+        db.session.execute(_agent_pages_statement(site_id, day))
     with_journeys = False
     if db.session.get_bind().dialect.name == "postgresql":
         # Hashing a day's rows per visitor and dimension spills to disk at the default
@@ -515,9 +553,9 @@ def _build(site_id: int, day: date, cut: datetime | None = None) -> int:
 # --- reading -------------------------------------------------------------------------
 
 
-def covered(q: Query, with_journeys: bool = False) -> Runs:
+def covered(q: Query, with_journeys: bool = False, with_agent_pages: bool = False) -> Runs:
     """The runs of whole UTC days in the range that fresh roll-ups answer, in order
-    (with `with_journeys`, only days whose journeys were built too).
+    (with `with_journeys` or `with_agent_pages`, only days built with those too).
 
     Only days with a fresh `rollup_days` row count: a day without one is read raw
     (cheap when it has no events, right when its events were stored another way).
@@ -537,6 +575,7 @@ def covered(q: Query, with_journeys: bool = False) -> Runs:
             RollupDay.built_version == RollupDay.version,
             RollupDay.cut.is_(None),
             *([RollupDay.journeys.is_(True)] if with_journeys else []),
+            *([RollupDay.layout >= AGENT_PAGES_LAYOUT] if with_agent_pages else []),
         )
         .order_by(RollupDay.day)
     )

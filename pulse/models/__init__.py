@@ -5,6 +5,7 @@ from pulse.models.audit import AuditLog
 from pulse.models.event import DailySalt, Event, Visit
 from pulse.models.idempotency import IdempotencyRecord
 from pulse.models.rollup import (
+    RollupAgentPage,
     RollupDay,
     RollupHit,
     RollupItem,
@@ -27,6 +28,7 @@ __all__ = [
     "IdempotencyRecord",
     "Invitation",
     "Membership",
+    "RollupAgentPage",
     "RollupDay",
     "RollupHit",
     "RollupItem",

@@ -34,8 +34,9 @@ from pulse.models.types import UTCDateTime
 
 LABEL_BITS = {"human": 1, "agent": 2, "bot": 4}
 # What a build writes: 1 the dimensions, 2 also the `@client` combinations, 3 also
-# the journeys (on PostgreSQL).
-ROLLUP_LAYOUT = 3
+# the journeys (on PostgreSQL), 4 also the agents' pages.
+ROLLUP_LAYOUT = 4
+AGENT_PAGES_LAYOUT = 4
 
 
 class RollupDay(db.Model):
@@ -134,6 +135,29 @@ class RollupUser(db.Model):
     user_id: Mapped[str | None] = mapped_column(String(128))
     label: Mapped[str] = mapped_column(String(8), nullable=False)
     events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class RollupAgentPage(db.Model):
+    """Hits of one day by an agent or bot on one page, per label and category.
+
+    The agents report reads these: hits, pages read, top pages, first and last seen,
+    the dominant label and category, and (for UTC sites) the daily trend.
+    """
+
+    __tablename__ = "rollup_agent_pages"
+    __table_args__ = (Index("ix_rollup_agent_pages_site_day", "site_id", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    agent_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    label: Mapped[str] = mapped_column(String(8), nullable=False)
+    agent_category: Mapped[str | None] = mapped_column(String(32))
+    pathname: Mapped[str] = mapped_column(String(1024), nullable=False)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False)
+    pageviews: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class RollupItem(db.Model):

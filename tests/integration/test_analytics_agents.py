@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import update
 
-from pulse.analytics import agents
+from pulse.analytics import agents, rollups
 from pulse.analytics.query import LABELS, Query, parse_query
 from pulse.extensions import db
-from pulse.models import Event
+from pulse.models import Event, RollupAgentPage
 from tests import analytics_reference as ref
 from tests.factories import bearer, make_key, make_site, make_tenant
 
@@ -20,10 +20,9 @@ SPAN = {"since": "2024-10-30", "until": "2024-11-05"}
 CATEGORY = {"ClaudeBot": "ai-crawler", "Googlebot": "search-crawler"}
 
 
-@pytest.fixture
-def world(app):
+def _world(zone: str):
     tenant = make_tenant("agents")
-    tenant.site.timezone = "America/New_York"
+    tenant.site.timezone = zone
     other = make_site(tenant.team, tenant.owner, "other.example")
     db.session.commit()
     data = ref.generate(tenant.site.id, tenant.site.timezone, seed=11, visits=220)
@@ -36,6 +35,11 @@ def world(app):
     for e in data["events"]:
         e["agent_category"] = CATEGORY.get(e["agent_name"])
     return tenant, data
+
+
+@pytest.fixture
+def world(app):
+    return _world("America/New_York")
 
 
 def iso(moment: datetime) -> str:
@@ -161,6 +165,30 @@ def test_an_agent_seen_only_outside_the_range_has_zeros(world):
     q = parse_query(tenant.site, {"since": "2024-12-01"}, now=datetime(2024, 12, 2, tzinfo=UTC))
     detail = agents.agent(q, "ClaudeBot")
     assert detail["hits"] == 0 and detail["pages_read"] == [] and detail["first_seen"] is None
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_agents_from_rollups_match_the_reference(app, zone):
+    """Closed days read the agent-page roll-ups (and, on a UTC site, their trends);
+    today, filters and other sites' trend buckets read raw hits. Same numbers."""
+    tenant, data = _world(zone)
+    rollups.mark_existing()
+    assert rollups.refresh_due(now=NOW) > 0
+    assert db.session.query(RollupAgentPage).filter_by(site_id=tenant.site.id).count() > 0
+    for args in [*CASES, {"period": "30d", "interval": "week"}, {"period": "7d", "limit": "2"}]:
+        q = parse_query(tenant.site, args, now=NOW, classification=("agent", "bot"), limit=100)
+        if args is CASES[0]:
+            assert rollups.covered(q, with_agent_pages=True)
+        report = agents.agents(q)
+        expected = expected_rows(q, data)
+        assert report["rows"] == expected[: q.limit], args
+        assert report["agents_seen"] == len(expected)
+        assert report["total_hits"] == sum(r["hits"] for r in expected)
+    q = parse_query(tenant.site, SPAN, now=NOW, classification=("agent",), limit=100)
+    for row in expected_rows(q, data):
+        detail = agents.agent(q, row["agent"])
+        assert {k: detail[k] for k in row} == row
+        assert sum(p["hits"] for p in detail["pages_read"]) == row["hits"]
 
 
 # Over HTTP ---------------------------------------------------------------------------------
