@@ -12,9 +12,10 @@ Life of a day (one site, one UTC day):
    (journeys.py), which funnels read. It also rolls up the hits of each day not yet
    over up to a `cut` (`LATE` ago): see "The current day" below.
 3. `covered` finds the whole UTC days of a range whose roll-ups are fresh; raw.py
-   reads those days from `rollup_hits` / `rollup_visits` and the rest of the range
-   (today, the partial days at the edges, days not built) from the raw tables, and
-   adds the two. Visitor ids rotate with the UTC day, so the sum is exact.
+   reads those days from `rollup_hits` / `rollup_visits`, today's hits as below, and
+   the rest of the range (today's visits, the partial days at the edges, days not
+   built) from the raw tables, and adds the parts. Visitor ids rotate with the UTC
+   day, so the sum is exact.
 
 A day is built only once it has been over for `SETTLE` minutes: a write that
 checked "is this day over?" just before midnight has committed by then.
