@@ -249,7 +249,9 @@ def _oldest_cut(url: str, site_id: int, end: datetime) -> tuple[datetime, int]:
     return cut, after
 
 
-def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None) -> None:
+def run_size(
+    server: str, events: int, repeat: int, batch: int, keep: str | None, timezone: str
+) -> None:
     from bench.drain import make_site, throwaway_app
     from pulse.analytics import agents, breakdowns, funnel, reports, retention, rollups
     from pulse.analytics.query import parse_query
@@ -259,13 +261,13 @@ def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None
         url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
         stored = _stored(url) if keep else None
         if stored is None:
-            site = BenchSite(make_site("query"))
+            site = BenchSite(make_site("query"), timezone)
             end = datetime.now(UTC)
             loaded, load_seconds = load(site.id, events, end, batch)
             how = f"loaded in {load_seconds:.0f} s ({loaded / load_seconds:,.0f} events/s)"
         else:
             site_id, loaded, end = stored
-            site = BenchSite(site_id)
+            site = BenchSite(site_id, timezone)
             how = f"already in {name}, ending {end:%Y-%m-%d %H:%M} UTC"
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM (ANALYZE) events, visits")
@@ -285,7 +287,11 @@ def run_size(server: str, events: int, repeat: int, batch: int, keep: str | None
             visits = conn.execute("SELECT count(*) FROM visits").fetchone()[0]
             size = conn.execute("SELECT pg_size_pretty(pg_database_size(%s))", (name,))
             size_text = size.fetchone()[0]
-        print(f"\n{loaded:,} events, {visits:,} visits {how}; database {size_text}", flush=True)
+        print(
+            f"\n{loaded:,} events, {visits:,} visits {how}; database {size_text}; "
+            f"reports in {site.timezone}",
+            flush=True,
+        )
         print(
             f"roll-ups of {built} days built in {build_seconds:.1f} s "
             f"({build_seconds / max(built, 1):.2f} s a day; today's counts as one); "
@@ -374,6 +380,12 @@ def main() -> None:
         help="load into this database once and keep it; later runs reuse its events "
         "(one --events size only)",
     )
+    parser.add_argument(
+        "--timezone",
+        default="UTC",
+        help="the site's time zone for the reports (its days, weeks and ranges); roll-ups "
+        "are kept by UTC day, so another zone reads its edge hours raw",
+    )
     args = parser.parse_args()
     sizes = args.events or [1_000_000]
     if args.keep and len(sizes) > 1:
@@ -381,9 +393,8 @@ def main() -> None:
     server = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     print(f"PostgreSQL {server}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     for events in sizes:
-        run_size(
-            server, max(1000, min(events, 20_000_000)), max(1, args.repeat), args.batch, args.keep
-        )
+        size = max(1000, min(events, 20_000_000))
+        run_size(server, size, max(1, args.repeat), args.batch, args.keep, args.timezone)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ Rules, in the site's calendar (weeks start on Monday):
   cohort old enough to have an offset k (so `average_rates[0]` is 1.0). Rates are 0-1.
 
 The SQL: distinct (user, period) pairs of the range, each user's first period, and a
-count per (cohort, offset). For a site whose days are UTC days, the pairs of days with
-a fresh roll-up come from `rollup_users` (a day's distinct users, not its hits) and
-only the rest (today, days not built) from the raw events.
+count per (cohort, offset). The pairs of whole UTC days with a fresh roll-up come from
+`rollup_users` (a day's distinct users, not its hits; on a site outside UTC, each
+user-day's first and last hit place it in the local days it touched) and only the
+rest (today, the edges, days not built) from the raw events.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, func, select, union_all
+from sqlalchemy import Integer, String, and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -42,6 +43,8 @@ from pulse.analytics.query import Query, SiteLike, parse_query
 from pulse.analytics.sql import bucket_key, events_where, selected
 from pulse.errors import ValidationFailed
 from pulse.extensions import db
+from pulse.models import RollupUser
+from pulse.models.rollup import USER_SPANS_LAYOUT
 
 GRAINS = ("day", "week")
 GRAIN_ALIASES = {"daily": "day", "days": "day", "weekly": "week", "weeks": "week"}
@@ -153,6 +156,27 @@ def _raw_periods(part: Query, q: Query, grain: str) -> Any:
     return select(hits.c.u, hits.c.p, func.count().label("n")).group_by(hits.c.u, hits.c.p)
 
 
+def _spans(q: Query, runs: rollups.Runs, grain: str) -> Any:
+    """(u, p, n) of roll-up days for a site outside UTC: a UTC day touches at most two
+    of its local days, and a user was in the one of their first hit and the one of
+    their last (both, when those differ). The events count goes with the first."""
+    t = RollupUser.__table__.c
+    days = or_(*[and_(t.day >= s.date(), t.day < e.date()) for s, e in runs])
+    where = [t.site_id == q.site_id, days]
+    chosen = selected(t.label, q.labels)
+    if chosen is not None:
+        where.append(chosen)
+
+    def period(column: ColumnElement[Any]) -> ColumnElement[int]:
+        day = LocalDay(column, q)
+        return day if grain == "day" else (day + 3) // 7
+
+    first = select(t.user_id.label("u"), period(t.first_seen).label("p"), t.events.label("n"))
+    last = select(t.user_id.label("u"), period(t.last_seen).label("p"), literal(0).label("n"))
+    both = union_all(first.where(*where), last.where(*where)).subquery("spans")
+    return select(both.c.u, both.c.p, func.sum(both.c.n).label("n")).group_by(both.c.u, both.c.p)
+
+
 def cohort_counts(q: Query, grain: str) -> tuple[dict[tuple[int, int], int], int]:
     """({(cohort key, offset): users}, events without a user_id), in one statement.
 
@@ -162,11 +186,12 @@ def cohort_counts(q: Query, grain: str) -> tuple[dict[tuple[int, int], int], int
     """
     roomy_sorts()
     runs: rollups.Runs = []
-    if not q.filters and rollups.utc_calendar(q, "day"):
-        runs = rollups.covered(q)
+    utc = rollups.utc_calendar(q, "day")
+    if not q.filters:
+        runs = rollups.covered(q) if utc else rollups.covered(q, layout=USER_SPANS_LAYOUT)
     parts = [_raw_periods(part, q, grain) for part in rollups.not_covered(q, runs)]
     if runs:
-        parts.append(rollups.user_periods(q, runs, grain))
+        parts.append(rollups.user_periods(q, runs, grain) if utc else _spans(q, runs, grain))
     if not parts:
         return {}, 0
     every = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("every")

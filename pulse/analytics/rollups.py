@@ -405,7 +405,15 @@ def _users_statement(site_id: int, day: date) -> Any:
     start, end = _midnight(day), _midnight(day + timedelta(days=1))
     user = func.nullif(EVENTS.c.user_id, "")
     rows = (
-        select(literal(site_id), literal(day), user, EVENTS.c.label, func.count())
+        select(
+            literal(site_id),
+            literal(day),
+            user,
+            EVENTS.c.label,
+            func.count(),
+            func.min(EVENTS.c.ts),
+            func.max(EVENTS.c.ts),
+        )
         .where(
             EVENTS.c.site_id == site_id,
             EVENTS.c.ts >= start,
@@ -414,7 +422,8 @@ def _users_statement(site_id: int, day: date) -> Any:
         )
         .group_by(user, EVENTS.c.label)
     )
-    return insert(RollupUser).from_select(["site_id", "day", "user_id", "label", "events"], rows)
+    columns = ["site_id", "day", "user_id", "label", "events", "first_seen", "last_seen"]
+    return insert(RollupUser).from_select(columns, rows)
 
 
 def _agent_pages_statement(site_id: int, day: date) -> Any:
@@ -554,9 +563,12 @@ def _build(site_id: int, day: date, cut: datetime | None = None) -> int:
 # --- reading -------------------------------------------------------------------------
 
 
-def covered(q: Query, with_journeys: bool = False, with_agent_pages: bool = False) -> Runs:
+def covered(
+    q: Query, with_journeys: bool = False, with_agent_pages: bool = False, layout: int = 1
+) -> Runs:
     """The runs of whole UTC days in the range that fresh roll-ups answer, in order
-    (with `with_journeys` or `with_agent_pages`, only days built with those too).
+    (with `with_journeys` or `with_agent_pages`, only days built with those too; only
+    days built at `layout` or later).
 
     Only days with a fresh `rollup_days` row count: a day without one is read raw
     (cheap when it has no events, right when its events were stored another way).
@@ -576,7 +588,7 @@ def covered(q: Query, with_journeys: bool = False, with_agent_pages: bool = Fals
             RollupDay.built_version == RollupDay.version,
             RollupDay.cut.is_(None),
             *([RollupDay.journeys.is_(True)] if with_journeys else []),
-            *([RollupDay.layout >= AGENT_PAGES_LAYOUT] if with_agent_pages else []),
+            RollupDay.layout >= (max(layout, AGENT_PAGES_LAYOUT) if with_agent_pages else layout),
         )
         .order_by(RollupDay.day)
     )

@@ -34,9 +34,11 @@ from pulse.models.types import UTCDateTime
 
 LABEL_BITS = {"human": 1, "agent": 2, "bot": 4}
 # What a build writes: 1 the dimensions, 2 also the `@client` combinations, 3 also
-# the journeys (on PostgreSQL), 4 also the agents' pages.
-ROLLUP_LAYOUT = 4
+# the journeys (on PostgreSQL), 4 also the agents' pages, 5 also each user-day's first
+# and last hit.
+ROLLUP_LAYOUT = 5
 AGENT_PAGES_LAYOUT = 4
+USER_SPANS_LAYOUT = 5
 
 
 class RollupDay(db.Model):
@@ -123,7 +125,8 @@ class RollupUser(db.Model):
     """Hits of one day per signed-in user (`user_id`, NULL for the rest) and label.
 
     Retention reads these (user, day) pairs instead of every event: a day's rows are
-    its distinct users, not its hits.
+    its distinct users, not its hits. On a site in another time zone a UTC day
+    touches two local days; the first and last hit say which of them the user was in.
     """
 
     __tablename__ = "rollup_users"
@@ -135,6 +138,9 @@ class RollupUser(db.Model):
     user_id: Mapped[str | None] = mapped_column(String(128))
     label: Mapped[str] = mapped_column(String(8), nullable=False)
     events: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The day's first and last hit: the site's local days it touched (at most two).
+    first_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RollupAgentPage(db.Model):

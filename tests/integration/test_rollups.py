@@ -409,21 +409,26 @@ def test_utc_time_series_from_rollups_match_reference(utc_site, monkeypatch, spa
         {"period": "week", "periods": "6", "country": "DE"},  # a filter: raw
     ],
 )
-def test_retention_from_rollups_matches_the_reference(app, monkeypatch, args):
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kathmandu"])
+def test_retention_from_rollups_matches_the_reference(app, monkeypatch, args, zone):
+    """UTC days of users from the roll-ups; outside UTC, each user-day's first and last
+    hit place it in the site's local days."""
+    from pulse.analytics import retention as module
     from pulse.analytics.retention import parse_retention, retention
     from tests import funnel_reference as fref
     from tests.factories import make_tenant
 
     tenant = make_tenant("retained")
-    tenant.site.timezone = "UTC"
+    tenant.site.timezone = zone
     db.session.commit()
-    data = fref.generate(tenant.site.id, "UTC", seed=11)
+    data = fref.generate(tenant.site.id, zone, seed=11)
     rollups.mark_existing()
     assert rollups.refresh_due(now=fref.NOW) > 0
     reads = []
     monkeypatch.setattr(
         rollups, "user_periods", lambda *a, _f=rollups.user_periods: reads.append(1) or _f(*a)
     )
+    monkeypatch.setattr(module, "_spans", lambda *a, _f=module._spans: reads.append(1) or _f(*a))
     q, grain = parse_retention(tenant.site, args, now=fref.NOW)
     report, expected = retention(q, grain), fref.ref_retention(q, grain, data)
     assert report["users"] == expected["users"] > 0

@@ -1,11 +1,12 @@
-"""roll-up of agents' pages: each day's hits per agent, label, category and page
+"""agents' pages and user spans: each day's hits per agent and page; users' first/last hit
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02 15:00:00
 
-Days built before this revision (layout 3 or older) have no agent pages: the agents
-report reads them raw until `refresh_due` rebuilds them at layout 4.
+Days built before this revision (layout 3 or older) have no agent pages, nor the
+first and last hit of each user-day: the agents report, and retention on sites
+outside UTC, read them raw until `refresh_due` rebuilds them at layout 5.
 """
 
 from alembic import op
@@ -40,8 +41,18 @@ def upgrade():
     op.create_index(
         "ix_rollup_agent_pages_site_day", "rollup_agent_pages", ["site_id", "day"]
     )
+    with op.batch_alter_table("rollup_users") as batch:
+        batch.add_column(
+            sa.Column("first_seen", pulse.models.types.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch.add_column(
+            sa.Column("last_seen", pulse.models.types.UTCDateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade():
+    with op.batch_alter_table("rollup_users") as batch:
+        batch.drop_column("last_seen")
+        batch.drop_column("first_seen")
     op.drop_index("ix_rollup_agent_pages_site_day", table_name="rollup_agent_pages")
     op.drop_table("rollup_agent_pages")
