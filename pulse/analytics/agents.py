@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, func, or_, select
+from sqlalchemy import case, distinct, func, select
 from sqlalchemy.sql.expression import ColumnElement
 
 from pulse.analytics import rollups
@@ -29,7 +29,7 @@ from pulse.analytics.buckets import bucket_starts
 from pulse.analytics.dimensions import EVENTS
 from pulse.analytics.formatting import change
 from pulse.analytics.query import LABELS, Query
-from pulse.analytics.sql import bucket_key, events_where, selected
+from pulse.analytics.sql import bucket_key, events_where, in_days, selected
 from pulse.errors import NotFound
 from pulse.extensions import db
 from pulse.models import RollupAgentPage
@@ -62,8 +62,7 @@ def _runs(q: Query) -> rollups.Runs:
 
 def _rolled_where(q: Query, runs: rollups.Runs, names: list[str] | None) -> list[Any]:
     t = RollupAgentPage.__table__.c
-    days = or_(*[and_(t.day >= s.date(), t.day < e.date()) for s, e in runs])
-    conditions = [t.site_id == q.site_id, days]
+    conditions = [t.site_id == q.site_id, in_days(t.day, runs)]
     chosen = selected(t.label, q.labels)
     if chosen is not None:
         conditions.append(chosen)

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, func, not_, or_, select, text
+from sqlalchemy import case, func, not_, select, text
 from sqlalchemy.sql.expression import ColumnElement
 
 from pulse.analytics.query import Query
+from pulse.analytics.sql import in_days
 from pulse.extensions import db
 from pulse.models import RollupItem, RollupJourney
 
@@ -152,7 +153,7 @@ def level_counts(
     tests = [reaches(t.c.journey, found[:k]) for k in range(1, len(found) + 1)]
     # The furthest step, testing the cheap early patterns first.
     level = case(*[(not_(test), k) for k, test in enumerate(tests)], else_=len(tests))
-    days = or_(*[and_(t.c.day >= s.date(), t.c.day < e.date()) for s, e in runs])
+    days = in_days(t.c.day, runs)
     levels = (
         select(level.label("level"), t.c.visitors)
         .where(t.c.site_id == q.site_id, days, t.c.label == q.labels[0])

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, bindparam, func, literal, or_, select, union_all
+from sqlalchemy import Integer, String, bindparam, func, literal, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -40,7 +40,7 @@ from pulse.analytics.buckets import bucket_starts
 from pulse.analytics.dimensions import EVENTS
 from pulse.analytics.funnel import roomy_sorts
 from pulse.analytics.query import Query, SiteLike, parse_query
-from pulse.analytics.sql import bucket_key, events_where, selected
+from pulse.analytics.sql import bucket_key, events_where, in_days, selected
 from pulse.errors import ValidationFailed
 from pulse.extensions import db
 from pulse.models import RollupUser
@@ -161,8 +161,7 @@ def _spans(q: Query, runs: rollups.Runs, grain: str) -> Any:
     of its local days, and a user was in the one of their first hit and the one of
     their last (both, when those differ). The events count goes with the first."""
     t = RollupUser.__table__.c
-    days = or_(*[and_(t.day >= s.date(), t.day < e.date()) for s, e in runs])
-    where = [t.site_id == q.site_id, days]
+    where = [t.site_id == q.site_id, in_days(t.day, runs)]
     chosen = selected(t.label, q.labels)
     if chosen is not None:
         where.append(chosen)

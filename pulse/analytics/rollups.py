@@ -73,7 +73,7 @@ from pulse.analytics.buckets import key_of, month_starts, offset_segments
 from pulse.analytics.dimensions import EVENTS, VISITS
 from pulse.analytics.expressions import DayNumber
 from pulse.analytics.query import LABELS, Filter, Query
-from pulse.analytics.sql import selected
+from pulse.analytics.sql import in_days, selected
 from pulse.extensions import db
 from pulse.models import (
     RollupAgentPage,
@@ -629,7 +629,7 @@ def partitioned(table: Any, q: Query, runs: Runs) -> Runs:
     client = func.sum(case((t.c.dim == CLIENT, t.c.visitors), else_=0))
     days = db.session.scalars(
         select(t.c.day)
-        .where(t.c.site_id == q.site_id, _in_runs(t, runs), t.c.dim.in_(("", CLIENT)))
+        .where(t.c.site_id == q.site_id, in_days(t.c.day, runs), t.c.dim.in_(("", CLIENT)))
         .group_by(t.c.day)
         .having(total == client)
         .order_by(t.c.day)
@@ -686,10 +686,6 @@ def _value_match(value: ColumnElement[Any], f: Filter) -> ColumnElement[bool]:
     return or_(*parts)
 
 
-def _in_runs(table: Any, runs: Runs) -> ColumnElement[bool]:
-    return or_(*[and_(table.c.day >= s.date(), table.c.day < e.date()) for s, e in runs])
-
-
 def _client_matches(value: str, filters: tuple[Filter, ...]) -> bool:
     """Whether a `@client` value (a JSON array of CLIENT_COLUMNS) passes every filter."""
     client = dict(zip(CLIENT_DIMENSIONS, json.loads(value), strict=True))
@@ -703,7 +699,7 @@ def _read_client(
     group = [table.day.label("g")] if dimension == DAY else []
     statement = (
         select(*group, table.value.label("client"), *metrics)
-        .where(table.site_id == q.site_id, _in_runs(table.__table__, runs), table.dim == CLIENT)
+        .where(table.site_id == q.site_id, in_days(table.day, runs), table.dim == CLIENT)
         .group_by(*group, table.value)
     )
     totals: dict[Any, dict[str, Any]] = {}
@@ -727,7 +723,7 @@ def _read(
 ) -> list[dict[str, Any]]:
     if by_client(q, dimension):
         return _read_client(table, q, dimension, runs, metrics)
-    where = [table.site_id == q.site_id, _in_runs(table.__table__, runs)]
+    where = [table.site_id == q.site_id, in_days(table.day, runs)]
     if q.filters:
         f = q.filters[0]
         where += [table.dim == f.dimension.name, _value_match(table.value, f)]
@@ -891,7 +887,7 @@ def user_periods(q: Query, runs: Runs, grain: str) -> Any:
     day = DayNumber(t.c.day)
     period = day if grain == "day" else (day + 3) // 7
     where = [t.c.site_id == q.site_id]
-    where.append(or_(*[and_(t.c.day >= s.date(), t.c.day < e.date()) for s, e in runs]))
+    where.append(in_days(t.c.day, runs))
     chosen = selected(t.c.label, q.labels)
     if chosen is not None:
         where.append(chosen)

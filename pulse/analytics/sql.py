@@ -9,6 +9,7 @@ hits matches all of them. The range always bounds the indexed time column
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, exists, literal, or_, select
@@ -31,6 +32,11 @@ def match(expr: ColumnElement[Any], values: tuple[str | None, ...]) -> ColumnEle
     if len(concrete) < len(values):
         parts.append(expr.is_(None))
     return parts[0] if len(parts) == 1 else or_(*parts)
+
+
+def in_days(day: ColumnElement[Any], runs: list[tuple[datetime, datetime]]) -> ColumnElement[bool]:
+    """A roll-up table's `day` column within runs of whole UTC days ([start, end) midnights)."""
+    return or_(*[and_(day >= start.date(), day < end.date()) for start, end in runs])
 
 
 def selected(column: ColumnElement[str], labels: tuple[str, ...] | None) -> Any:
