@@ -213,7 +213,7 @@ def _covered(
     interval: str | None,
     dimensions: dict[str, str | None],
     table: Any,
-) -> rollups.Runs:
+) -> rollups.Runs | None:
     """The days roll-ups (of `table`) answer, or None when they cannot answer this
     question at all."""
     if interval is not None and not rollups.utc_calendar(q, interval):
