@@ -33,6 +33,7 @@ from pulse.analytics.sql import bucket_key, events_where, in_days, selected
 from pulse.errors import NotFound
 from pulse.extensions import db
 from pulse.models import RollupAgentPage
+from pulse.models.rollup import AGENT_PAGES_LAYOUT
 
 TOP_PAGES = 5
 
@@ -57,7 +58,7 @@ def _where(q: Query, names: list[str] | None = None) -> list[ColumnElement[bool]
 
 def _runs(q: Query) -> rollups.Runs:
     """The whole days of the range the agent-page roll-ups answer (none under filters)."""
-    return [] if q.filters else rollups.covered(q, with_agent_pages=True)
+    return [] if q.filters else rollups.covered(q, layout=AGENT_PAGES_LAYOUT)
 
 
 def _rolled_where(q: Query, runs: rollups.Runs, names: list[str] | None) -> list[Any]:

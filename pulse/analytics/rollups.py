@@ -20,13 +20,12 @@ Life of a day (one site, one UTC day):
 A day is built only once it has been over for `SETTLE` minutes: a write that
 checked "is this day over?" just before midnight has committed by then.
 
-The current day: its `rollup_hits` (and journeys) hold the hits before `cut`. A visitor's share
-of a roll-up row depends only on their own hits, so for the hits up to a later
-moment it is enough to swap the shares of the visitors seen since the cut (the
-"tail"): raw.py adds their hits up to that moment and subtracts their hits before
-the cut, both read raw (`since_cut`); funnel.py does the same with journeys.
-Visits are not rolled up until the day is over,
-since a visit still open changes as it goes on.
+The current day: its `rollup_hits` (and journeys) hold the hits before `cut`. A
+visitor's share of a roll-up row depends only on their own hits, so for the hits up
+to a later moment it is enough to swap the shares of the visitors seen since the cut
+(the "tail"): raw.py adds their hits up to that moment and subtracts their hits
+before the cut, both read raw (`since_cut`); funnel.py does the same with journeys.
+Visits are not rolled up until the day is over, since an open visit keeps changing.
 
 What a roll-up answers: totals and one dimension of `HIT_DIMENSIONS` (hits) or
 `VISIT_DIMENSIONS` (visits), for any classification, with at most a filter on that
@@ -83,7 +82,7 @@ from pulse.models import (
     RollupVisit,
     utcnow,
 )
-from pulse.models.rollup import AGENT_PAGES_LAYOUT, LABEL_BITS, ROLLUP_LAYOUT
+from pulse.models.rollup import LABEL_BITS, ROLLUP_LAYOUT
 
 log = logging.getLogger(__name__)
 
@@ -563,12 +562,10 @@ def _build(site_id: int, day: date, cut: datetime | None = None) -> int:
 # --- reading -------------------------------------------------------------------------
 
 
-def covered(
-    q: Query, with_journeys: bool = False, with_agent_pages: bool = False, layout: int = 1
-) -> Runs:
+def covered(q: Query, with_journeys: bool = False, layout: int = 1) -> Runs:
     """The runs of whole UTC days in the range that fresh roll-ups answer, in order
-    (with `with_journeys` or `with_agent_pages`, only days built with those too; only
-    days built at `layout` or later).
+    (with `with_journeys`, only days whose journeys were built too; only days built
+    at `layout` or later, for readers of what a later layout added).
 
     Only days with a fresh `rollup_days` row count: a day without one is read raw
     (cheap when it has no events, right when its events were stored another way).
@@ -588,7 +585,7 @@ def covered(
             RollupDay.built_version == RollupDay.version,
             RollupDay.cut.is_(None),
             *([RollupDay.journeys.is_(True)] if with_journeys else []),
-            RollupDay.layout >= (max(layout, AGENT_PAGES_LAYOUT) if with_agent_pages else layout),
+            RollupDay.layout >= layout,
         )
         .order_by(RollupDay.day)
     )

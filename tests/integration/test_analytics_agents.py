@@ -12,6 +12,7 @@ from pulse.analytics import agents, rollups
 from pulse.analytics.query import LABELS, Query, parse_query
 from pulse.extensions import db
 from pulse.models import Event, RollupAgentPage
+from pulse.models.rollup import AGENT_PAGES_LAYOUT
 from tests import analytics_reference as ref
 from tests.factories import bearer, make_key, make_site, make_tenant
 
@@ -178,7 +179,7 @@ def test_agents_from_rollups_match_the_reference(app, zone):
     for args in [*CASES, {"period": "30d", "interval": "week"}, {"period": "7d", "limit": "2"}]:
         q = parse_query(tenant.site, args, now=NOW, classification=("agent", "bot"), limit=100)
         if args is CASES[0]:
-            assert rollups.covered(q, with_agent_pages=True)
+            assert rollups.covered(q, layout=AGENT_PAGES_LAYOUT)
         report = agents.agents(q)
         expected = expected_rows(q, data)
         assert report["rows"] == expected[: q.limit], args
