@@ -10,8 +10,8 @@ are the most frequent among its hits. Names sort by hits, then code point order.
 
 Whole days with agent-page roll-ups (`rollup_agent_pages`, built with the others
 in rollups.py) are read from them, the rest of the range from raw hits: hits per
-(agent, label, category, page) answer everything but visitors (the `agent` rows of
-`rollup_hits`) and the trend's buckets (roll-up days for UTC sites, else raw).
+(agent, label, category, page) answer everything but visitors and the trend's
+buckets, which the `agent` rows of `rollup_hits` answer.
 Under filters everything is read raw.
 """
 
@@ -139,13 +139,13 @@ def _aware(moment: datetime) -> datetime:
 
 def _visitors(q: Query, names: list[str]) -> Counter[str]:
     """Distinct visitors per agent: per-day counts add up (visitor ids are daily)."""
-    runs = _runs(q)
+    pieces = [] if q.filters else rollups.pieces(q)
     counts: Counter[str] = Counter()
-    if runs:
-        for row in rollups.hit_counts(q, "agent", runs):
+    if pieces:
+        for row in rollups.hit_counts(q, "agent", pieces):
             if row["g"] in names:
                 counts[row["g"]] += int(row["visitors"])
-    for part in rollups.not_covered(q, runs):
+    for part in rollups.not_covered(q, rollups.spans(pieces)):
         statement = (
             select(EVENTS.c.agent_name, func.count(distinct(EVENTS.c.visitor_id)))
             .where(*_where(part, names))
@@ -204,24 +204,19 @@ def _top_pages(pages: Pages, name: str, limit: int) -> list[dict[str, Any]]:
 def _trends(q: Query, names: list[str]) -> tuple[str, dict[str, dict[str, Any]]]:
     """Hits per bucket over the range, and the change against the previous period.
 
-    Whole days of a UTC site come from the agent-page roll-ups (day, week and month
-    buckets are sums of UTC days); hours and other sites' days from raw hits.
+    Day, week and month buckets are sums of roll-up pieces (the `agent` rows of
+    `rollup_hits`: whole UTC days, or their parts on either side of the site's
+    midnight); hours, filtered ranges and the rest of the range come from raw hits.
     """
     interval = q.bucket_interval
     buckets = bucket_starts(q.tz, q.start, q.end, interval)
     series: dict[str, Counter[int]] = defaultdict(Counter)
-    runs = _runs(q) if rollups.utc_calendar(q, interval) else []
-    if runs:
-        t = RollupAgentPage.__table__.c
-        statement = (
-            select(t.agent_name, t.day, func.sum(t.hits))
-            .where(*_rolled_where(q, runs, names))
-            .group_by(t.agent_name, t.day)
-        )
-        rows = [{"a": a, "g": day, "hits": n} for a, day, n in db.session.execute(statement)]
-        for row in rollups.by_bucket(rows, q, interval):
-            series[row["a"]][int(row["g"])] += int(row["hits"])
-    for part in rollups.not_covered(q, runs):
+    pieces = [] if q.filters else rollups.pieces(q, interval)
+    if pieces:
+        keys = rollups.piece_keys(q, interval, pieces)
+        for name, day, part, hits in rollups.hits_per_piece(q, "agent", pieces, names):
+            series[name][keys[(day, part)]] += hits
+    for part in rollups.not_covered(q, rollups.spans(pieces)):
         key = bucket_key(EVENTS.c.ts, q, interval).label("b")
         statement = (
             select(EVENTS.c.agent_name, key, func.count())

@@ -2,8 +2,9 @@
 
 Each function answers "these counts, grouped by this key" for a Query. Reports
 only call these two. When the grouping is a named dimension (or none) that the
-daily roll-ups cover (rollups.py), the whole UTC days of the range with a fresh
-roll-up are read from `rollup_hits` / `rollup_visits`, the rest from the raw
+daily roll-ups cover (rollups.py), the pieces of the range with a fresh roll-up
+(whole UTC days, or on a site in another zone their parts on either side of its
+midnight) are read from `rollup_hits` / `rollup_visits`, the rest from the raw
 `events` and `visits` tables, and the two are added: the same numbers, faster.
 
 Every classification is read at once: the selected traffic through conditional
@@ -13,6 +14,8 @@ report and its per-classification columns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -107,31 +110,57 @@ def _hit_parts(
     """event_counts as parts to add up: the roll-ups of whole days, the current day's
     roll-up with the shares of its visitors seen since the cut swapped (rollups.py),
     and the rest raw. None when roll-ups answer none of it."""
-    runs = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS, RollupHit)
-    if runs is None:
+    pieces = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS, RollupHit)
+    if pieces is None:
         return None
     grouping = rollups.DAY if interval else dimension
 
-    def rolled(days: rollups.Runs) -> list[dict[str, Any]]:
-        rows = rollups.hit_counts(q, grouping, days)
-        return rollups.by_bucket(rows, q, interval) if interval is not None else rows
+    def rolled(found: list[rollups.Piece]) -> list[dict[str, Any]]:
+        rows = rollups.hit_counts(q, grouping, found)
+        return rollups.by_piece_bucket(rows, q, interval, found) if interval else rows
 
-    parts = [rolled(runs)] if runs else []
-    for part in rollups.not_covered(q, runs):
-        cut = rollups.open_cut(part)
-        day = rollups.day_run(part)
-        if cut is not None and rollups.by_client(q, grouping):
-            cut = cut if rollups.partitioned(RollupHit, q, day) else None
-        if cut is None:
-            parts.append(_raw_event_counts(part, key))
-            continue
-        parts.append(rolled(day))
-        tail = rollups.since_cut(part, cut)
-        if tail is not None:
-            parts.append(_raw_event_counts(part, key, also=tail))
-            before = _raw_event_counts(part.window(part.start, cut), key, also=tail)
-            parts.append(_negated(before))
-    return parts if len(parts) > 1 or runs else None
+    parts = [rolled(pieces)] if pieces else []
+    for part in rollups.not_covered(q, rollups.spans(pieces)):
+        today = _open_day(q, part, key, grouping, interval, rolled)
+        parts += today if today is not None else [_raw_event_counts(part, key)]
+    return parts if len(parts) > 1 or pieces else None
+
+
+def _open_day(
+    q: Query,
+    part: Query,
+    key: ColumnElement[Any] | None,
+    grouping: str | None,
+    interval: str | None,
+    rolled: Callable[[list[rollups.Piece]], list[dict[str, Any]]],
+) -> list[list[dict[str, Any]]] | None:
+    """A day not over (`part`, from its midnight) as its roll-up up to the cut plus the
+    swapped shares of the visitors seen since; None when it must be read raw.
+
+    In a series whose bucket changes within the day (a site in another zone), the
+    day's HEAD and its TAIL up to the cut are two pieces in two buckets."""
+    cut = rollups.open_cut(part)
+    if cut is None:
+        return None
+    whole = rollups.day_piece(part)
+    if rollups.by_client(q, grouping) and not rollups.partitioned(RollupHit, q, whole):
+        return None
+    if rollups.one_bucket(q, interval, part.start, part.end):
+        return [rolled(whole), *_swapped(part, cut, key)]
+    halves = rollups.open_halves(part, cut)
+    if halves is None:
+        return None
+    head, tail = halves
+    return [rolled([head]), rolled([tail]), *_swapped(part.window(tail.start, part.end), cut, key)]
+
+
+def _swapped(part: Query, cut: datetime, key: ColumnElement[Any] | None) -> list[Any]:
+    """The hits in `part` of the visitors seen since the cut, less their hits before it."""
+    tail = rollups.since_cut(part, cut)
+    if tail is None:
+        return []
+    before = _raw_event_counts(part.window(part.start, cut), key, also=tail)
+    return [_raw_event_counts(part, key, also=tail), _negated(before)]
 
 
 def _negated(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,16 +218,15 @@ def visit_counts(
     `visitors` the visitor counts are left out (they cost the raw query most).
     """
     if key is None or dimension is not None or interval is not None:
-        runs = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
-        if runs:  # the current day's roll-up holds no visits: it is read raw
-            rolled = rollups.visit_counts(q, rollups.DAY if interval else dimension, runs)
+        pieces = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
+        if pieces:  # the current day's roll-up holds no visits: it is read raw
+            rolled = rollups.visit_counts(q, rollups.DAY if interval else dimension, pieces)
             if interval is not None:
-                rolled = rollups.by_bucket(rolled, q, interval)
+                rolled = rollups.by_piece_bucket(rolled, q, interval, pieces)
             if not visitors:
                 rolled = [_without_visitors(row) for row in rolled]
-            parts = [rolled] + [
-                _raw_visit_counts(p, key, visitors=visitors) for p in rollups.not_covered(q, runs)
-            ]
+            rest = rollups.not_covered(q, rollups.spans(pieces))
+            parts = [rolled] + [_raw_visit_counts(p, key, visitors=visitors) for p in rest]
             return _combine(parts, key is not None, limit, "sessions")
     return _raw_visit_counts(q, key, limit=limit, visitors=visitors)
 
@@ -213,18 +241,18 @@ def _covered(
     interval: str | None,
     dimensions: dict[str, str | None],
     table: Any,
-) -> rollups.Runs | None:
-    """The days roll-ups (of `table`) answer, or None when they cannot answer this
-    question at all."""
-    if interval is not None and not rollups.utc_calendar(q, interval):
+) -> list[rollups.Piece] | None:
+    """The roll-up pieces (of `table`) that answer, or None when roll-ups cannot
+    answer this question at all (hourly buckets among them)."""
+    if interval == "hour":
         return None
     grouping = rollups.DAY if interval else dimension
     if not rollups.usable(q, grouping, dimensions):
         return None
-    runs = rollups.covered(q)
-    if runs and rollups.by_client(q, grouping):
-        runs = rollups.partitioned(table, q, runs)
-    return runs
+    pieces = rollups.pieces(q, interval)
+    if pieces and rollups.by_client(q, grouping):
+        pieces = rollups.partitioned(table, q, pieces)
+    return pieces
 
 
 def _combine(

@@ -11,11 +11,18 @@ Life of a day (one site, one UTC day):
    day, in one transaction per day; on PostgreSQL also the day's journeys
    (journeys.py), which funnels read. It also rolls up the hits of each day not yet
    over up to a `cut` (`LATE` ago): see "The current day" below.
-3. `covered` finds the whole UTC days of a range whose roll-ups are fresh; raw.py
-   reads those days from `rollup_hits` / `rollup_visits`, today's hits as below, and
-   the rest of the range (today's visits, the partial days at the edges, days not
-   built) from the raw tables, and adds the parts. Visitor ids rotate with the UTC
-   day, so the sum is exact.
+3. `pieces` finds the fresh roll-ups that answer a range; raw.py reads them from
+   `rollup_hits` / `rollup_visits`, today's hits as below, and the rest of the range
+   (today's visits, partial days at the edges, days not built) from the raw tables,
+   and adds them up. Visitor ids rotate with the UTC day, so the sum is exact.
+   (`covered` gives the whole days, for the tables that have no parts.)
+
+Sites in another time zone: a closed day's build also writes the hits and visits of
+its two parts, HEAD before the site's local midnight inside the UTC day (`split`)
+and TAIL from it. A local day is the TAIL of one UTC day plus the HEAD of the next,
+so day, week and month series, and ranges of local days, are sums of pieces. Two
+spans of one UTC day may hold the same visitor, so `pieces` never puts a part of a
+day beside another part or raw hits of that day in one sum.
 
 A day is built only once it has been over for `SETTLE` minutes: a write that
 checked "is this day over?" just before midnight has committed by then.
@@ -43,8 +50,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     BigInteger,
@@ -80,9 +89,10 @@ from pulse.models import (
     RollupHit,
     RollupUser,
     RollupVisit,
+    Site,
     utcnow,
 )
-from pulse.models.rollup import LABEL_BITS, ROLLUP_LAYOUT
+from pulse.models.rollup import HEAD, LABEL_BITS, PARTS_LAYOUT, ROLLUP_LAYOUT, TAIL, WHOLE
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +208,20 @@ def _mark(days: dict[tuple[int, date], bool]) -> None:
         db.session.execute(statement)
 
 
+def zone_changed(site_id: int) -> None:
+    """A site's time zone changes: its days' parts now split at the wrong midnight.
+
+    Readers already ignore them (pieces checks the split), and the WHOLE rows stay
+    right, so the days are not made stale: they are marked as of the layout before
+    parts, and refresh_due rebuilds them in the background.
+    """
+    db.session.execute(
+        update(RollupDay)
+        .where(RollupDay.site_id == site_id, RollupDay.layout >= PARTS_LAYOUT)
+        .values(layout=PARTS_LAYOUT - 1)
+    )
+
+
 def mark_existing(site_id: int | None = None) -> int:
     """Mark every day that has events as due (data stored before roll-ups existed)."""
     day = func.date(EVENTS.c.ts)
@@ -239,8 +263,7 @@ def _core_value(table: Any, name: str, column: str | None) -> ColumnElement[Any]
     return table.c[column] if column else literal(None, String)
 
 
-def _hits_statement(site_id: int, day: date, end: datetime) -> Any:
-    start = _midnight(day)
+def _hits_statement(site_id: int, day: date, start: datetime, end: datetime, part: int) -> Any:
     where = (
         EVENTS.c.site_id == site_id,
         EVENTS.c.ts >= start,
@@ -280,18 +303,18 @@ def _hits_statement(site_id: int, day: date, end: datetime) -> Any:
     rows = select(
         literal(site_id),
         literal(day),
+        literal(part),
         per_visitor.c.dim,
         per_visitor.c.value,
         per_visitor.c.mask,
         func.count(),
         *[func.sum(per_visitor.c[column]) for column in sums],
     ).group_by(per_visitor.c.dim, per_visitor.c.value, per_visitor.c.mask)
-    columns = ["site_id", "day", "dim", "value", "mask", "visitors", *sums]
+    columns = ["site_id", "day", "part", "dim", "value", "mask", "visitors", *sums]
     return insert(RollupHit).from_select(columns, rows)
 
 
-def _visits_statement(site_id: int, day: date) -> Any:
-    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+def _visits_statement(site_id: int, day: date, start: datetime, end: datetime, part: int) -> Any:
     where = (VISITS.c.site_id == site_id, VISITS.c.started_at >= start, VISITS.c.started_at < end)
     scored = VISITS.c.engagement_score.is_not(None)
     parts = [
@@ -330,21 +353,28 @@ def _visits_statement(site_id: int, day: date) -> Any:
     rows = select(
         literal(site_id),
         literal(day),
+        literal(part),
         per_visitor.c.dim,
         per_visitor.c.value,
         per_visitor.c.mask,
         func.count(),
         *[func.sum(per_visitor.c[column]) for column in sums],
     ).group_by(per_visitor.c.dim, per_visitor.c.value, per_visitor.c.mask)
-    columns = ["site_id", "day", "dim", "value", "mask", "visitors", *sums]
+    columns = ["site_id", "day", "part", "dim", "value", "mask", "visitors", *sums]
     return insert(RollupVisit).from_select(columns, rows)
 
 
 def _lateral_sql(
-    table: str, time_column: str, dimensions: dict[str, str | None], per_label: list[str]
+    table: str,
+    time_column: str,
+    dimensions: dict[str, str | None],
+    per_label: list[str],
+    parts: bool,
 ) -> str:
     """PostgreSQL: the same roll-up in one scan of the day's rows (a LATERAL VALUES
-    fans each row out to its dimensions) instead of one scan per dimension."""
+    fans each row out to its dimensions) instead of one scan per dimension; with
+    `parts`, in that same scan the HEAD and TAIL rows (before and from `:split`) by
+    a ROLLUP of the part beside the WHOLE rows."""
     client = f"json_build_array({', '.join('r.' + c for c in CLIENT_COLUMNS)})::text"
 
     def value(name: str, column: str | None) -> str:
@@ -356,20 +386,29 @@ def _lateral_sql(
     bits = " ".join(f"WHEN '{name}' THEN {bit}" for name, bit in LABEL_BITS.items())
     sums = [expr.split(" AS ")[1] for expr in per_label]
     skip = "AND r.name <> 'session_end'" if table == "events" else ""
+    part, part_join, part_group = str(WHOLE), "", ""
+    if parts:
+        part = f"coalesce(h.part, {WHOLE})"
+        part_join = (
+            f"CROSS JOIN LATERAL (VALUES (CASE WHEN r.{time_column} < :split "
+            f"THEN {HEAD} ELSE {TAIL} END)) AS h(part)"
+        )
+        part_group = ", ROLLUP(h.part)"
     # Built once at import from the constants above; the only inputs are bound parameters.
     return f"""
         INSERT INTO rollup_{"hits" if table == "events" else "visits"}
-            (site_id, day, dim, value, mask, visitors, {", ".join(sums)})
-        SELECT :site_id, :day, dim, value, mask, count(*), {", ".join(f"sum({c})" for c in sums)}
+            (site_id, day, part, dim, value, mask, visitors, {", ".join(sums)})
+        SELECT :site_id, :day, part, dim, value, mask, count(*),
+               {", ".join(f"sum({c})" for c in sums)}
         FROM (
-            SELECT d.dim, d.value, r.visitor_id,
+            SELECT d.dim, d.value, r.visitor_id, {part} AS part,
                    bit_or(CASE r.label {bits} ELSE 0 END) AS mask, {", ".join(per_label)}
-            FROM {table} r CROSS JOIN LATERAL (VALUES {pairs}) AS d(dim, value)
+            FROM {table} r CROSS JOIN LATERAL (VALUES {pairs}) AS d(dim, value) {part_join}
             WHERE r.site_id = :site_id AND r.{time_column} >= :start
               AND r.{time_column} < :end {skip}
-            GROUP BY d.dim, d.value, r.visitor_id
+            GROUP BY d.dim, d.value, r.visitor_id{part_group}
         ) per_visitor
-        GROUP BY dim, value, mask
+        GROUP BY part, dim, value, mask
     """  # noqa: S608
 
 
@@ -396,8 +435,14 @@ def _visit_sums() -> list[str]:
     return sums
 
 
-HITS_SQL = _lateral_sql("events", "ts", HIT_DIMENSIONS, _hit_sums())
-VISITS_SQL = _lateral_sql("visits", "started_at", VISIT_DIMENSIONS, _visit_sums())
+HITS_SQL = {
+    parts: _lateral_sql("events", "ts", HIT_DIMENSIONS, _hit_sums(), parts)
+    for parts in (False, True)
+}
+VISITS_SQL = {
+    parts: _lateral_sql("visits", "started_at", VISIT_DIMENSIONS, _visit_sums(), parts)
+    for parts in (False, True)
+}
 
 
 def _users_statement(site_id: int, day: date) -> Any:
@@ -453,6 +498,43 @@ def _agent_pages_statement(site_id: int, day: date) -> Any:
     return insert(RollupAgentPage).from_select(columns, rows)
 
 
+def split_of(day: date, tz: ZoneInfo) -> datetime | None:
+    """The local midnight of the zone strictly inside the UTC day, when there is
+    exactly one (None for UTC, and for a day a zone's calendar skips or repeats)."""
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    local = start.astimezone(tz).date()
+    inside = [
+        moment
+        for moment in (local_midnight(local + timedelta(days=n), tz) for n in range(3))
+        if start < moment < end
+    ]
+    return inside[0] if len(inside) == 1 else None
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant a local day starts (as query.py computes a range's start)."""
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+
+
+def _site_zone(site_id: int) -> ZoneInfo:
+    name = db.session.scalar(select(Site.timezone).where(Site.id == site_id))
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _part_spans(
+    day: date, end: datetime, split: datetime | None
+) -> list[tuple[int, datetime, datetime]]:
+    """(part, start, end) of what a build writes: the whole day (up to `end`), and
+    with a split its head and tail."""
+    spans = [(WHOLE, _midnight(day), end)]
+    if split is not None:
+        spans += [(HEAD, _midnight(day), split), (TAIL, split, end)]
+    return spans
+
+
 def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
     """Replace the roll-up of one site's day with one computed from its raw rows;
     with `cut`, a day not over yet: only its hits before `cut`.
@@ -470,6 +552,11 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
     for table in (RollupHit, RollupVisit, RollupUser, RollupAgentPage):
         db.session.execute(delete(table).where(table.site_id == site_id, table.day == day))
     end = cut or _midnight(day + timedelta(days=1))
+    # A day not over gets its parts once the cut is past the site's midnight: its
+    # HEAD is then complete, its TAIL holds the hits up to the cut.
+    split = split_of(day, _site_zone(site_id))
+    if split is not None and cut is not None and split >= cut:
+        split = None
     if cut is None:
         db.session.execute(_users_statement(site_id, day))
         db.session.execute(_agent_pages_statement(site_id, day))
@@ -479,14 +566,16 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
         # 4 MB; a background build can afford more, for this transaction only.
         db.session.execute(text("SET LOCAL work_mem = '128MB'"))
         bounds = {"site_id": site_id, "day": day, "start": _midnight(day), "end": end}
-        db.session.execute(text(HITS_SQL), bounds)
+        parts = split is not None
+        db.session.execute(text(HITS_SQL[parts]), {**bounds, "split": split})
         if cut is None:
-            db.session.execute(text(VISITS_SQL), bounds)
+            db.session.execute(text(VISITS_SQL[parts]), {**bounds, "split": split})
         with_journeys = journeys.build(site_id, day, bounds)
     else:
-        db.session.execute(_hits_statement(site_id, day, end))
-        if cut is None:
-            db.session.execute(_visits_statement(site_id, day))
+        for part, start, part_end in _part_spans(day, end, split):
+            db.session.execute(_hits_statement(site_id, day, start, part_end, part))
+            if cut is None:
+                db.session.execute(_visits_statement(site_id, day, start, part_end, part))
     db.session.execute(
         update(RollupDay)
         .where(RollupDay.site_id == site_id, RollupDay.day == day)
@@ -496,6 +585,7 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
             layout=ROLLUP_LAYOUT,
             journeys=with_journeys,
             cut=cut,
+            split=split,
         )
     )
 
@@ -603,6 +693,97 @@ def _runs(days: Iterable[date]) -> Runs:
     return [(_midnight(start), _midnight(end)) for start, end in runs]
 
 
+@dataclass(frozen=True)
+class Piece:
+    """A part of one UTC day's roll-up (WHOLE, HEAD or TAIL) and the instants it spans."""
+
+    day: date
+    part: int
+    start: datetime
+    end: datetime
+
+
+def pieces(q: Query, interval: str | None = None) -> list[Piece]:
+    """The roll-up pieces that answer the range, in order: each closed day with a
+    fresh roll-up whole where the range (and, for a series of `interval` buckets,
+    one bucket) holds it, else a part that is all of the day the range (or a
+    bucket) holds. Visitors of two spans of one UTC day may be the same people, so
+    the rest of such a day is read raw whole, never beside a part.
+
+    On a site in another time zone a local day is the TAIL of one UTC day and the
+    HEAD of the next, so its day series and a range of its days are sums of pieces.
+    Only parts split at the local midnight the site's zone has now are used (a day
+    built before, or before a change of zone, is read whole or raw). Hourly series
+    have no pieces.
+    """
+    if interval == "hour" or q.end <= q.start:
+        return []
+    tz = q.tz
+    days = db.session.execute(
+        select(RollupDay.day, RollupDay.split)
+        .where(
+            RollupDay.site_id == q.site_id,
+            RollupDay.day >= _utc_day(q.start),
+            RollupDay.day <= _utc_day(q.end),
+            RollupDay.built_version == RollupDay.version,
+            RollupDay.cut.is_(None),
+        )
+        .order_by(RollupDay.day)
+    ).all()
+    found = []
+    for day, split in days:
+        start, end = _midnight(day), _midnight(day + timedelta(days=1))
+        if q.start <= start and end <= q.end and one_bucket(q, interval, start, end):
+            found.append(Piece(day, WHOLE, start, end))
+            continue
+        if split is None or _aware(split) != split_of(day, tz):
+            continue
+        split = _aware(split)
+        apart = not one_bucket(q, interval, start, end)
+        in_range = (max(start, q.start), min(end, q.end))
+        for part, part_start, part_end in ((HEAD, start, split), (TAIL, split, end)):
+            # Two spans of one UTC day may share visitors: a part answers only when it
+            # is all the day has in its bucket. A part lies within one local day.
+            if (part_start, part_end) == in_range or (
+                apart and q.start <= part_start and part_end <= q.end
+            ):
+                found.append(Piece(day, part, part_start, part_end))
+    return found
+
+
+def spans(found: Iterable[Piece]) -> Runs:
+    """The instants the pieces span, adjacent ones merged (for not_covered)."""
+    merged: list[list[datetime]] = []
+    for piece in sorted(found, key=lambda p: p.start):
+        if merged and merged[-1][1] == piece.start:
+            merged[-1][1] = piece.end
+        else:
+            merged.append([piece.start, piece.end])
+    return [(start, end) for start, end in merged]
+
+
+def one_bucket(q: Query, interval: str | None, start: datetime, end: datetime) -> bool:
+    """Whether [start, end) lies within one bucket of the series (any range without one)."""
+    if interval is None:
+        return True
+    months = month_starts(q.tz, q.start, q.end) if interval == "month" else []
+    last = end - timedelta(microseconds=1)
+    return key_of(start, q.tz, interval, months) == key_of(last, q.tz, interval, months)
+
+
+def in_pieces(table: Any, found: Iterable[Piece]) -> ColumnElement[bool]:
+    """A roll-up table's rows of these pieces."""
+    days: dict[int, list[date]] = {}
+    for piece in found:
+        days.setdefault(piece.part, []).append(piece.day)
+    return or_(
+        *[
+            and_(table.part == part, in_days(table.day, _runs(sorted(part_days))))
+            for part, part_days in sorted(days.items())
+        ]
+    )
+
+
 def by_client(q: Query, dimension: str | None) -> bool:
     """Whether the `@client` rows answer: a total or a day series under filters all on
     client dimensions that one dimension's rows cannot answer (several filters, or a
@@ -614,9 +795,9 @@ def by_client(q: Query, dimension: str | None) -> bool:
     return all(f.dimension.name in CLIENT_DIMENSIONS for f in q.filters)
 
 
-def partitioned(table: Any, q: Query, runs: Runs) -> Runs:
-    """The days of `runs` where every visitor has a single `@client` value, the days
-    whose `@client` visitors add up to their total visitors.
+def partitioned(table: Any, q: Query, found: list[Piece]) -> list[Piece]:
+    """The pieces of days where every visitor has a single `@client` value, the days
+    whose `@client` visitors add up to their total visitors (then so do their parts).
 
     Only there does a sum over the matching combinations count each visitor once; the
     other days (and days built before `@client` rows existed) are read raw.
@@ -624,14 +805,23 @@ def partitioned(table: Any, q: Query, runs: Runs) -> Runs:
     t = table.__table__
     total = func.sum(case((t.c.dim == "", t.c.visitors), else_=0))
     client = func.sum(case((t.c.dim == CLIENT, t.c.visitors), else_=0))
-    days = db.session.scalars(
-        select(t.c.day)
-        .where(t.c.site_id == q.site_id, in_days(t.c.day, runs), t.c.dim.in_(("", CLIENT)))
-        .group_by(t.c.day)
-        .having(total == client)
-        .order_by(t.c.day)
+    if not found:
+        return []
+    runs = _runs(sorted({piece.day for piece in found}))
+    days = set(
+        db.session.scalars(
+            select(t.c.day)
+            .where(
+                t.c.site_id == q.site_id,
+                in_days(t.c.day, runs),
+                t.c.part == WHOLE,
+                t.c.dim.in_(("", CLIENT)),
+            )
+            .group_by(t.c.day)
+            .having(total == client)
+        )
     )
-    return _runs(days)
+    return [piece for piece in found if _as_date(piece.day) in {_as_date(d) for d in days}]
 
 
 def usable(q: Query, dimension: str | None, dimensions: dict[str, str | None]) -> bool:
@@ -661,12 +851,44 @@ def utc_calendar(q: Query, interval: str) -> bool:
     return all(offset == 0 for _, offset in offset_segments(q.tz, q.start, q.end))
 
 
-def by_bucket(rows: list[dict[str, Any]], q: Query, interval: str) -> list[dict[str, Any]]:
-    """Rows grouped by DAY, keyed by the bucket (sql.bucket_key) their day falls in."""
-    months = month_starts(q.tz, q.start, q.end)
+def by_piece_bucket(
+    rows: list[dict[str, Any]], q: Query, interval: str, found: list[Piece]
+) -> list[dict[str, Any]]:
+    """Rows grouped by DAY (day and part), keyed by the bucket their piece falls in;
+    _combine adds up the rows of one bucket."""
+    keys = piece_keys(q, interval, found)
     for row in rows:
-        row["g"] = key_of(_midnight(_as_date(row["g"])), q.tz, interval, months)
+        row["g"] = keys[(_as_date(row["g"]), row.pop("part"))]
     return rows
+
+
+def piece_keys(q: Query, interval: str, found: list[Piece]) -> dict[tuple[date, int], int]:
+    """(day, part) -> the bucket (sql.bucket_key) each piece falls in."""
+    months = month_starts(q.tz, q.start, q.end)
+    return {
+        (_as_date(piece.day), piece.part): key_of(piece.start, q.tz, interval, months)
+        for piece in found
+    }
+
+
+def hits_per_piece(
+    q: Query, dimension: str, found: list[Piece], values: list[str]
+) -> list[tuple[str, date, int, int]]:
+    """(value, day, part, hits): the selected traffic's hits (pageviews and events) of
+    some values of a dimension, per piece (a series by value, as agents.py draws)."""
+    t = RollupHit.__table__
+    hits = _selected_sum(t, "pageviews", q) + _selected_sum(t, "events", q)
+    statement = (
+        select(t.c.value, t.c.day, t.c.part, hits)
+        .where(
+            t.c.site_id == q.site_id,
+            in_pieces(t.c, found),
+            t.c.dim == dimension,
+            t.c.value.in_(values),
+        )
+        .group_by(t.c.value, t.c.day, t.c.part)
+    )
+    return [(v, _as_date(d), p, int(n or 0)) for v, d, p, n in db.session.execute(statement)]
 
 
 def _mask_in(mask: ColumnElement[int], bits: int) -> ColumnElement[bool]:
@@ -690,23 +912,27 @@ def _client_matches(value: str, filters: tuple[Filter, ...]) -> bool:
 
 
 def _read_client(
-    table: Any, q: Query, dimension: str | None, runs: Runs, metrics: list[ColumnElement[Any]]
+    table: Any,
+    q: Query,
+    dimension: str | None,
+    found: list[Piece],
+    metrics: list[ColumnElement[Any]],
 ) -> list[dict[str, Any]]:
     """_read under client filters: sums per combination, those matching added up."""
-    group = [table.day.label("g")] if dimension == DAY else []
+    group = [table.day.label("g"), table.part.label("part")] if dimension == DAY else []
     statement = (
         select(*group, table.value.label("client"), *metrics)
-        .where(table.site_id == q.site_id, in_days(table.day, runs), table.dim == CLIENT)
+        .where(table.site_id == q.site_id, in_pieces(table, found), table.dim == CLIENT)
         .group_by(*group, table.value)
     )
     totals: dict[Any, dict[str, Any]] = {}
     for row in db.session.execute(statement).mappings():
         if not _client_matches(row["client"], q.filters):
             continue
-        key = row["g"] if dimension == DAY else None
-        into = totals.setdefault(key, {"g": key} if dimension == DAY else {})
+        key = (row["g"], row["part"]) if dimension == DAY else None
+        into = totals.setdefault(key, {"g": key[0], "part": key[1]} if key else {})
         for name, value in row.items():
-            if name not in ("g", "client"):
+            if name not in ("g", "part", "client"):
                 into[name] = into.get(name, 0) + (value or 0)
     return list(totals.values())
 
@@ -715,22 +941,26 @@ def _read(
     table: Any,
     q: Query,
     dimension: str | None,
-    runs: Runs,
+    found: list[Piece],
     metrics: list[ColumnElement[Any]],
 ) -> list[dict[str, Any]]:
+    """Sums over the pieces grouped by `dimension`'s value, or by day and part (DAY:
+    rows carry "g" the day and "part", for by_piece_bucket)."""
     if by_client(q, dimension):
-        return _read_client(table, q, dimension, runs, metrics)
-    where = [table.site_id == q.site_id, in_days(table.day, runs)]
+        return _read_client(table, q, dimension, found, metrics)
+    where = [table.site_id == q.site_id, in_pieces(table, found)]
     if q.filters:
         f = q.filters[0]
         where += [table.dim == f.dimension.name, _value_match(table.value, f)]
     else:
         where.append(table.dim == ("" if dimension in (None, DAY) else dimension))
-    grouping = table.day if dimension == DAY else table.value
-    group = [grouping.label("g")] if dimension is not None else []
+    if dimension == DAY:
+        group = [table.day.label("g"), table.part.label("part")]
+    else:
+        group = [table.value.label("g")] if dimension is not None else []
     statement = select(*group, *metrics).where(*where)
-    if dimension is not None:
-        statement = statement.group_by(grouping)
+    if group:
+        statement = statement.group_by(*group)
     rows = []
     for row in db.session.execute(statement).mappings():
         rows.append({k: (v if v is not None or k == "g" else 0) for k, v in row.items()})
@@ -747,8 +977,8 @@ def _selected_sum(table: Any, metric: str, q: Query) -> ColumnElement[Any]:
     return sum((func.sum(table.c[f"{metric}_{name}"]) for name in labels), literal(0))
 
 
-def hit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, Any]]:
-    """`raw.event_counts` columns for the days of `runs`, from `rollup_hits`."""
+def hit_counts(q: Query, dimension: str | None, found: list[Piece]) -> list[dict[str, Any]]:
+    """`raw.event_counts` columns for the pieces, from `rollup_hits`."""
     t = RollupHit.__table__
     metrics = [
         func.sum(case((_mask_in(t.c.mask, _bits(q)), t.c.visitors), else_=0)).label("visitors"),
@@ -760,11 +990,11 @@ def hit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, An
         visitors = func.sum(case((_mask_in(t.c.mask, bit), t.c.visitors), else_=0))
         metrics.append(visitors.label(f"{name}_visitors"))
         metrics.append(func.sum(t.c[f"pageviews_{name}"]).label(f"{name}_pageviews"))
-    return _read(RollupHit, q, dimension, runs, metrics)
+    return _read(RollupHit, q, dimension, found, metrics)
 
 
-def visit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, Any]]:
-    """`raw.visit_counts` columns for the days of `runs`, from `rollup_visits`."""
+def visit_counts(q: Query, dimension: str | None, found: list[Piece]) -> list[dict[str, Any]]:
+    """`raw.visit_counts` columns for the pieces, from `rollup_visits`."""
     t = RollupVisit.__table__
     metrics = [
         func.sum(case((_mask_in(t.c.mask, _bits(q)), t.c.visitors), else_=0)).label("visitors"),
@@ -776,7 +1006,7 @@ def visit_counts(q: Query, dimension: str | None, runs: Runs) -> list[dict[str, 
         visitors = func.sum(case((_mask_in(t.c.mask, bit), t.c.visitors), else_=0))
         metrics.append(visitors.label(f"{name}_visitors"))
         metrics.append(func.sum(t.c[f"sessions_{name}"]).label(f"{name}_sessions"))
-    return _read(RollupVisit, q, dimension, runs, metrics)
+    return _read(RollupVisit, q, dimension, found, metrics)
 
 
 def not_covered(q: Query, runs: Runs) -> list[Query]:
@@ -815,6 +1045,28 @@ def day_run(part: Query) -> Runs:
     """The run of the one day `part` starts on (for the roll-up of a day not over)."""
     start = _midnight(_utc_day(part.start))
     return [(start, start + timedelta(days=1))]
+
+
+def open_halves(part: Query, cut: datetime) -> tuple[Piece, Piece] | None:
+    """The HEAD and TAIL of the roll-up of a day not over (with `open_cut` `cut`), when
+    it has them at the site's midnight: the TAIL holds the hits up to the cut."""
+    day = _utc_day(part.start)
+    split = db.session.scalar(
+        select(RollupDay.split).where(
+            RollupDay.site_id == part.site_id, RollupDay.day == day, RollupDay.cut == cut
+        )
+    )
+    if split is None or _aware(split) != split_of(day, part.tz) or _aware(split) >= cut:
+        return None
+    split = _aware(split)
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    return Piece(day, HEAD, start, split), Piece(day, TAIL, split, end)
+
+
+def day_piece(part: Query) -> list[Piece]:
+    """The WHOLE piece of the one day `part` starts on (a day not over: its cut)."""
+    ((start, end),) = day_run(part)
+    return [Piece(start.date(), WHOLE, start, end)]
 
 
 def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]] | None:

@@ -1,8 +1,10 @@
 """Daily roll-ups of events and visits: what the common reports read instead of raw rows.
 
-A roll-up covers one site and one closed UTC day. Visitor ids rotate with the UTC day
-(the daily salt), so distinct visitors of different days never overlap and the
-visitors of a range of whole days are the sum of its days: exact, not estimated.
+A roll-up covers one site and one closed UTC day, and for a site in another time
+zone also the two parts of it on either side of the site's midnight. Visitor ids
+rotate with the UTC day (the daily salt), so distinct visitors of different days
+never overlap and the visitors of a range of whole days (or of a local day: the
+tail of one UTC day and the head of the next) are a sum: exact, not estimated.
 
 Each row holds one value of one dimension (`dim` "" is the site's total) for the
 visitors whose traffic on that value had the same set of labels: `mask` has bit 1
@@ -35,10 +37,15 @@ from pulse.models.types import UTCDateTime
 LABEL_BITS = {"human": 1, "agent": 2, "bot": 4}
 # What a build writes: 1 the dimensions, 2 also the `@client` combinations, 3 also
 # the journeys (on PostgreSQL), 4 also the agents' pages, 5 also each user-day's first
-# and last hit.
-ROLLUP_LAYOUT = 5
+# and last hit, 6 also the two parts of the day on either side of the site's local
+# midnight (sites outside UTC).
+ROLLUP_LAYOUT = 6
 AGENT_PAGES_LAYOUT = 4
 USER_SPANS_LAYOUT = 5
+PARTS_LAYOUT = 6
+# `part` of a roll-up row: the whole UTC day, or (on a site whose local midnight falls
+# inside it, at `RollupDay.split`) the hours before or from that midnight.
+WHOLE, HEAD, TAIL = 0, 1, 2
 
 
 class RollupDay(db.Model):
@@ -65,17 +72,21 @@ class RollupDay(db.Model):
     # Set while the day is not over: the roll-up holds only its hits before `cut`
     # (no visits, users or journeys), and readers add what came after (rollups.today).
     cut: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The site's local midnight inside the day when it was built: its HEAD and TAIL
+    # rows end and start there. NULL: only WHOLE rows (UTC sites, days not over).
+    split: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RollupHit(db.Model):
     """Hits of one day per dimension value and label set: visitors, pageviews, events."""
 
     __tablename__ = "rollup_hits"
-    __table_args__ = (Index("ix_rollup_hits_site_dim_day", "site_id", "dim", "day"),)
+    __table_args__ = (Index("ix_rollup_hits_site_dim_day", "site_id", "dim", "day", "part"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date, nullable=False)
+    part: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     dim: Mapped[str] = mapped_column(String(16), nullable=False)
     value: Mapped[str | None] = mapped_column(String(1024))
     mask: Mapped[int] = mapped_column(SmallInteger, nullable=False)
@@ -92,11 +103,12 @@ class RollupVisit(db.Model):
     """Visits started on one day per dimension value and label set, summed per label."""
 
     __tablename__ = "rollup_visits"
-    __table_args__ = (Index("ix_rollup_visits_site_dim_day", "site_id", "dim", "day"),)
+    __table_args__ = (Index("ix_rollup_visits_site_dim_day", "site_id", "dim", "day", "part"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date, nullable=False)
+    part: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     dim: Mapped[str] = mapped_column(String(16), nullable=False)
     value: Mapped[str | None] = mapped_column(String(1024))
     mask: Mapped[int] = mapped_column(SmallInteger, nullable=False)

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 
 from pulse.accounts import audit
 from pulse.accounts.actor import Actor
+from pulse.analytics import rollups
 from pulse.errors import Conflict, NotFound, ValidationFailed
 from pulse.extensions import db
 from pulse.models import Site, Team
@@ -172,7 +173,10 @@ def update_site(actor: Actor, site: Site, changes: dict[str, Any]) -> Site:
     if "allowed_origins" in changes:
         site.allowed_origins = _origins(changes["allowed_origins"] or [])
     if "timezone" in changes:
-        site.timezone = _timezone(changes["timezone"])
+        timezone = _timezone(changes["timezone"])
+        if timezone != site.timezone:
+            rollups.zone_changed(site.id)
+        site.timezone = timezone
     audit.record(
         actor,
         "site.updated",

@@ -12,7 +12,7 @@ from pulse.analytics import agents, rollups
 from pulse.analytics.query import LABELS, Query, parse_query
 from pulse.extensions import db
 from pulse.models import Event, RollupAgentPage
-from pulse.models.rollup import AGENT_PAGES_LAYOUT
+from pulse.models.rollup import AGENT_PAGES_LAYOUT, HEAD, TAIL, WHOLE
 from tests import analytics_reference as ref
 from tests.factories import bearer, make_key, make_site, make_tenant
 
@@ -169,10 +169,19 @@ def test_an_agent_seen_only_outside_the_range_has_zeros(world):
 
 
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
-def test_agents_from_rollups_match_the_reference(app, zone):
-    """Closed days read the agent-page roll-ups (and, on a UTC site, their trends);
-    today, filters and other sites' trend buckets read raw hits. Same numbers."""
+def test_agents_from_rollups_match_the_reference(app, zone, monkeypatch):
+    """Closed days read the agent-page roll-ups, and trends the pieces of `rollup_hits`
+    (on a New York site, parts of UTC days too); today and filters read raw hits.
+    Same numbers."""
     tenant, data = _world(zone)
+    parts = set()
+    monkeypatch.setattr(
+        rollups,
+        "hits_per_piece",
+        lambda q, dim, found, names, _f=rollups.hits_per_piece: (
+            parts.update(p.part for p in found) or _f(q, dim, found, names)
+        ),
+    )
     rollups.mark_existing()
     assert rollups.refresh_due(now=NOW) > 0
     assert db.session.query(RollupAgentPage).filter_by(site_id=tenant.site.id).count() > 0
@@ -190,6 +199,7 @@ def test_agents_from_rollups_match_the_reference(app, zone):
         detail = agents.agent(q, row["agent"])
         assert {k: detail[k] for k in row} == row
         assert sum(p["hits"] for p in detail["pages_read"]) == row["hits"]
+    assert parts == ({WHOLE} if zone == "UTC" else {WHOLE, HEAD, TAIL})
 
 
 # Over HTTP ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from itertools import product
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, update
@@ -13,7 +14,7 @@ from pulse.analytics.dimensions import DIMENSIONS, EVENTS, dimension
 from pulse.extensions import db
 from pulse.ingest import store
 from pulse.models import RollupDay, RollupHit
-from pulse.models.rollup import ROLLUP_LAYOUT
+from pulse.models.rollup import HEAD, ROLLUP_LAYOUT, TAIL, WHOLE
 from tests import analytics_reference as ref
 from tests.integration.test_analytics import CLASSES, NOW, RANGES, q_for, strip, world  # noqa: F401
 
@@ -140,9 +141,9 @@ def test_filters_on_client_dimensions_read_the_client_rows(steady_world, rolled)
         for span in ({"since": "2024-10-29", "until": "2024-11-06"}, {"period": "7d"}):
             q, data = q_for(traffic, "new_york", {**span, **filters})
             assert rollups.by_client(q, None), filters
-            runs = rollups.covered(q)
-            days = sum((e - s).days for s, e in runs)
-            kept = sum((e - s).days for s, e in rollups.partitioned(RollupHit, q, runs))
+            pieces = rollups.pieces(q)
+            days = len(pieces)
+            kept = len(rollups.partitioned(RollupHit, q, pieces))
             seen["partitioned"] += kept
             seen["not"] += days - kept
             assert strip(reports.overview(q)) == ref.ref_overview(q, data), (span, filters)
@@ -240,8 +241,8 @@ def test_a_late_event_makes_its_day_stale_until_rebuilt(rolled):
     version, built = _version(site.id, day)
     assert version > built  # stale: the day is read raw
     q, _ = q_for(rolled, "new_york", args)
-    runs = rollups.covered(q)
-    assert runs and not any(start.date() <= day < end.date() for start, end in runs)
+    pieces = rollups.pieces(q)
+    assert pieces and not any(piece.day == day for piece in pieces)
     after = reports.overview(q)
     assert after["pageviews"] == before["pageviews"] + 1
     assert after["visitors"] == before["visitors"] + 1
@@ -329,7 +330,19 @@ def test_todays_rollup_with_the_visitors_since_its_cut_matches_reference(rolled,
         for filters in SINGLE_FILTERS:
             q, data = q_for(rolled, zone, {"period": "7d", **filters})
             assert strip(reports.overview(q)) == ref.ref_overview(q, data), (zone, filters)
+        for cls in CLASSES:
+            q, data = q_for(rolled, zone, {"period": "7d", "interval": "day", **cls})
+            points = reports.timeseries(q)["points"]
+            assert points == ref.ref_timeseries(q, data, "day"), (zone, cls)
     assert rolled["reads"]["hits"] > reads
+    # New York's midnight (05:00 UTC) is before both cuts: today's roll-up has its
+    # HEAD and TAIL, and the day series reads them in its two local days.
+    # Kathmandu's (18:15 UTC) is after NOW: that series reads the day raw.
+    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
+    for zone, halves in (("new_york", True), ("kathmandu", False)):
+        q, _ = q_for(rolled, zone, {"period": "today"})
+        today = q.window(midnight, NOW)
+        assert (rollups.open_halves(today, cut) is not None) is halves, zone
 
 
 def test_a_cut_after_the_range_end_is_not_used(rolled):
@@ -391,13 +404,84 @@ def test_utc_time_series_from_rollups_match_reference(utc_site, monkeypatch, spa
     query, data = utc_site
     reads = []
     monkeypatch.setattr(
-        rollups, "by_bucket", lambda *a, _f=rollups.by_bucket: reads.append(1) or _f(*a)
+        rollups,
+        "by_piece_bucket",
+        lambda *a, _f=rollups.by_piece_bucket: reads.append(1) or _f(*a),
     )
     for cls in CLASSES:
         q = query({**span, **cls, "interval": interval})
         assert reports.timeseries(q)["points"] == ref.ref_timeseries(q, data, interval), cls
         assert strip(reports.overview(q)) == ref.ref_overview(q, data), cls
     assert bool(reads) == (interval != "hour")
+
+
+LOCAL_SERIES = [
+    ({"since": "2024-10-29", "until": "2024-11-04"}, "day"),  # New York's 25-hour day
+    ({"since": "2024-10-27", "until": "2024-11-04"}, "week"),
+    ({"since": "2024-09-15", "until": "2024-11-04"}, "month"),
+    ({"since": "2024-10-30T06:00:00", "until": "2024-11-03T18:00:00"}, "day"),
+    ({"range": "168"}, "day"),
+]
+
+
+@pytest.mark.parametrize("zone", ["new_york", "kathmandu"])
+def test_local_days_are_sums_of_the_parts_of_utc_days(rolled, zone, monkeypatch):
+    """A site outside UTC: a local day is the tail of one UTC day and the head of the
+    next; series, totals and breakdowns read those parts and match the reference."""
+    bucketed = []
+    monkeypatch.setattr(
+        rollups,
+        "by_piece_bucket",
+        lambda rows, q, interval, found, _f=rollups.by_piece_bucket: (
+            bucketed.append({p.part for p in found}) or _f(rows, q, interval, found)
+        ),
+    )
+    for span, interval in LOCAL_SERIES:
+        for cls in CLASSES:
+            q, data = q_for(rolled, zone, {**span, **cls, "interval": interval})
+            points = reports.timeseries(q)["points"]
+            assert points == ref.ref_timeseries(q, data, interval), (span, cls)
+            assert strip(reports.overview(q)) == ref.ref_overview(q, data), (span, cls)
+            rows = breakdowns.breakdown(q, "page")["rows"]
+            assert rows == ref.ref_breakdown(q, data, dimension("page"), 10), (span, cls)
+    # Day series read both parts; whole days answer weeks and months where they can.
+    assert {HEAD, TAIL} <= set().union(*bucketed)
+    assert WHOLE in set().union(*bucketed)
+    q, _ = q_for(rolled, zone, {"since": "2024-10-30", "until": "2024-11-03"})
+    parts = [p.part for p in rollups.pieces(q)]
+    # The range's first and last UTC days are read as the part inside it.
+    assert parts[0] in (HEAD, TAIL) and parts[-1] in (HEAD, TAIL), parts
+    assert set(parts[1:-1]) == {WHOLE}, parts
+
+
+def test_split_of_is_the_local_midnight_inside_the_utc_day():
+    new_york, london = ZoneInfo("America/New_York"), ZoneInfo("Europe/London")
+    assert rollups.split_of(date(2024, 7, 1), new_york) == datetime(2024, 7, 1, 4, tzinfo=UTC)
+    assert rollups.split_of(date(2024, 12, 1), new_york) == datetime(2024, 12, 1, 5, tzinfo=UTC)
+    kathmandu = ZoneInfo("Asia/Kathmandu")
+    assert rollups.split_of(date(2024, 12, 1), kathmandu) == datetime(
+        2024, 12, 1, 18, 15, tzinfo=UTC
+    )
+    assert rollups.split_of(date(2024, 7, 1), london) == datetime(2024, 7, 1, 23, tzinfo=UTC)
+    assert rollups.split_of(date(2024, 12, 1), london) is None  # its days are UTC days
+    assert rollups.split_of(date(2024, 12, 1), ZoneInfo("UTC")) is None
+
+
+def test_a_zone_change_reads_whole_days_until_the_parts_are_rebuilt(rolled):
+    site = rolled["sites"]["new_york"]
+    site.timezone = ref.ZONES["kathmandu"]
+    rollups.zone_changed(site.id)
+    db.session.commit()
+    args = {"since": "2024-10-29", "until": "2024-11-04", "interval": "day"}
+    q, data = q_for(rolled, "new_york", args)
+    assert {p.part for p in rollups.pieces(q, "day")} <= {WHOLE}  # New York's parts: unused
+    assert reports.timeseries(q)["points"] == ref.ref_timeseries(q, data, "day")
+    assert strip(reports.overview(q)) == ref.ref_overview(q, data)
+    assert rollups.refresh_due(now=NOW) > 0  # rebuilt at Kathmandu's midnight
+    q, data = q_for(rolled, "new_york", args)
+    assert {HEAD, TAIL} <= {p.part for p in rollups.pieces(q, "day")}
+    assert reports.timeseries(q)["points"] == ref.ref_timeseries(q, data, "day")
+    assert strip(reports.overview(q)) == ref.ref_overview(q, data)
 
 
 @pytest.mark.parametrize(
