@@ -389,6 +389,13 @@ def _lateral_sql(
     pairs = ", ".join(f"('{name}', {value(name, column)})" for name, column in _built(dimensions))
     bits = " ".join(f"WHEN '{name}' THEN {bit}" for name, bit in LABEL_BITS.items())
     sums = [expr.split(" AS ")[1] for expr in per_label]
+    # A visitor's counts as int4 (score as float8): sums of int8 accumulate in numeric,
+    # which made the per-visitor grouping of a day's visits several times slower.
+    kinds = {c: "float8" if c.startswith("score_") else "int4" for c in sums}
+    per_label = [
+        f"({expr.split(' AS ')[0]})::{kinds[c]} AS {c}"
+        for expr, c in zip(per_label, sums, strict=True)
+    ]
     skip = "AND r.name <> 'session_end'" if table == "events" else ""
     part = f"CASE WHEN r.{time_column} < :split THEN {HEAD} ELSE {TAIL} END" if parts else WHOLE
     scan = f"""
@@ -403,7 +410,8 @@ def _lateral_sql(
         WITH per_part AS MATERIALIZED ({scan})
         SELECT * FROM per_part
         UNION ALL
-        SELECT dim, value, visitor_id, {WHOLE}, bit_or(mask), {", ".join(f"sum({c})" for c in sums)}
+        SELECT dim, value, visitor_id, {WHOLE}, bit_or(mask),
+               {", ".join(f"sum({c})::{kinds[c]}" for c in sums)}
         FROM per_part GROUP BY dim, value, visitor_id"""  # noqa: S608
     else:
         per_visitor = scan
