@@ -134,7 +134,8 @@ def _shift_local(moment: datetime, tz: ZoneInfo, unit: str, amount: int) -> date
     return local.replace(tzinfo=tz).astimezone(UTC)
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant a local day starts (ranges start here; roll-ups split here)."""
     return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
 
 
@@ -159,7 +160,7 @@ def parse_moment(raw: str, tz: ZoneInfo, *, end_of_day: bool = False) -> datetim
         moment = datetime.fromtimestamp(number / 1000 if number > 10**11 else number, UTC)
     elif len(text) == 10:
         day = date.fromisoformat(text)
-        moment = _local_midnight(day + timedelta(days=1) if end_of_day else day, tz)
+        moment = local_midnight(day + timedelta(days=1) if end_of_day else day, tz)
     else:
         parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
         if parsed.tzinfo is None:
@@ -221,23 +222,23 @@ def _range(
         hours = int(raw_hours)
         return now - timedelta(hours=hours), now, f"{hours}h", ("seconds", hours * 3600)
     if name == "today":
-        return _local_midnight(today, tz), now, name, ("days", 1)
+        return local_midnight(today, tz), now, name, ("days", 1)
     if name == "yesterday":
         day = today - timedelta(days=1)
-        return _local_midnight(day, tz), _local_midnight(today, tz), name, ("days", 1)
+        return local_midnight(day, tz), local_midnight(today, tz), name, ("days", 1)
     if name == "24h":
         return now - timedelta(hours=24), now, name, ("seconds", 86400)
     if name in ("7d", "30d", "90d"):
         days = int(name[:-1])
-        return _local_midnight(today - timedelta(days=days - 1), tz), now, name, ("days", days)
+        return local_midnight(today - timedelta(days=days - 1), tz), now, name, ("days", days)
     if name == "month":
-        return _local_midnight(today.replace(day=1), tz), now, name, ("months", 1)
+        return local_midnight(today.replace(day=1), tz), now, name, ("months", 1)
     if name == "12mo":
         index = today.year * 12 + today.month - 1 - 11
         first = date(index // 12, index % 12 + 1, 1)
-        return _local_midnight(first, tz), now, name, ("months", 12)
+        return local_midnight(first, tz), now, name, ("months", 12)
     earliest = first_seen() if first_seen is not None else None
-    start = _local_midnight((earliest or now).astimezone(tz).date(), tz)
+    start = local_midnight((earliest or now).astimezone(tz).date(), tz)
     return start, now, name, ("seconds", int((now - start).total_seconds()))
 
 

@@ -80,7 +80,7 @@ from pulse.analytics import journeys
 from pulse.analytics.buckets import key_of, month_starts, offset_segments
 from pulse.analytics.dimensions import EVENTS, VISITS
 from pulse.analytics.expressions import DayNumber
-from pulse.analytics.query import LABELS, Filter, Query
+from pulse.analytics.query import LABELS, Filter, Query, local_midnight
 from pulse.analytics.sql import in_days, selected
 from pulse.extensions import db
 from pulse.models import (
@@ -526,11 +526,6 @@ def split_of(day: date, tz: ZoneInfo) -> datetime | None:
     return inside[0] if len(inside) == 1 else None
 
 
-def local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    """The UTC instant a local day starts (as query.py computes a range's start)."""
-    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
-
-
 def _site_zone(site_id: int) -> ZoneInfo:
     name = db.session.scalar(select(Site.timezone).where(Site.id == site_id))
     try:
@@ -827,8 +822,9 @@ def partitioned(table: Any, q: Query, found: list[Piece]) -> list[Piece]:
     if not found:
         return []
     runs = _runs(sorted({piece.day for piece in found}))
-    days = set(
-        db.session.scalars(
+    days = {
+        _as_date(day)
+        for day in db.session.scalars(
             select(t.c.day)
             .where(
                 t.c.site_id == q.site_id,
@@ -839,8 +835,8 @@ def partitioned(table: Any, q: Query, found: list[Piece]) -> list[Piece]:
             .group_by(t.c.day)
             .having(total == client)
         )
-    )
-    return [piece for piece in found if _as_date(piece.day) in {_as_date(d) for d in days}]
+    }
+    return [piece for piece in found if piece.day in days]
 
 
 def usable(q: Query, dimension: str | None, dimensions: dict[str, str | None]) -> bool:
