@@ -35,12 +35,17 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
 
     connection = redis_connection(app)
 
-    def forget_parent_connections() -> None:
-        # A forked work horse must not share the parent's pooled database connections.
+    def reset_forked_child() -> None:
+        # The early-stop handler belongs to this process. A forked child (RQ's scheduler
+        # process, a work horse) that kept it would swallow a SIGTERM arriving before
+        # it installs its own handlers, and the worker's teardown would wait on it forever.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # A forked child must not share the parent's pooled database connections.
         with app.app_context():
             db.engine.dispose(close=False)
 
-    os.register_at_fork(after_in_child=forget_parent_connections)
+    os.register_at_fork(after_in_child=reset_forked_child)
     # The app, its imports and the detection lists live as long as the process: keep
     # them out of the collector's full passes, which the drainer's few dicts per event
     # otherwise trigger over and over (bench/drain.py: about 8 us per event). Forked

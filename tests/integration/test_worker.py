@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -435,12 +436,62 @@ print("stopped cleanly")
 """
 
 
-def test_sigterm_during_worker_start_up_is_a_clean_stop(settings, redis_db: str) -> None:
-    """A deploy may stop a worker a moment after starting it: exit 0, not death by signal."""
+# The scheduler process takes the worker's SIGTERM before it installs RQ's handlers:
+# blocked from the fork on, the signal is held until the worker's teardown sends it,
+# then let through.
+SCHEDULER_TAKES_SIGTERM_EARLY = """
+from rq.scheduler import RQScheduler
+
+
+
+def hold_sigterm():
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+os.register_at_fork(after_in_child=hold_sigterm)
+
+
+def work(self):
+    signal.sigwait({signal.SIGTERM})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    os.kill(os.getpid(), signal.SIGTERM)
+    print("scheduler survived SIGTERM", flush=True)
+    os._exit(3)
+
+
+RQScheduler.work = work
+"""
+
+
+@pytest.mark.parametrize("scheduler_early", [False, True], ids=["worker", "scheduler-too"])
+def test_sigterm_during_worker_start_up_is_a_clean_stop(
+    settings, redis_db: str, scheduler_early: bool
+) -> None:
+    """A deploy may stop a worker a moment after starting it: exit 0, not death by signal.
+
+    The scheduler process must not inherit the worker's early-stop handler: swallowing
+    the teardown's SIGTERM, it would run on while the worker waits for it (a CI hang).
+    """
     config = {**settings, "REDIS_URL": redis_db}
-    result = subprocess.run(
-        [sys.executable, "-c", EARLY_SIGTERM, json.dumps(config)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    script = EARLY_SIGTERM
+    if scheduler_early:
+        head, tail = script.split("Worker.bootstrap = bootstrap")
+        script = head + "Worker.bootstrap = bootstrap" + SCHEDULER_TAKES_SIGTERM_EARLY + tail
+    # Its own process group, so that a hung worker is ended with its scheduler process.
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script, json.dumps(config)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )  # fmt: skip
+    try:
+        stdout, stderr = worker.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        stdout, stderr = worker.communicate()
+        pytest.fail(f"the worker did not stop within 120 s:\n{stdout[-3000:]}")
+    result = subprocess.CompletedProcess(worker.args, worker.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stopped cleanly" in result.stdout
+    assert "scheduler survived SIGTERM" not in result.stdout
+    if scheduler_early:
+        assert "Scheduler for" in result.stdout + result.stderr  # the scheduler did start
