@@ -22,10 +22,11 @@ kept, and a later run with the same NAME reuses its events (their last timestamp
 stands for "now") and only times the reports.
 
 Closed days are rolled up (rollups.refresh_due, timed and printed) before the
-reports are timed, and today's hits up to a cut that leaves at least 10 minutes of
-today's average traffic after it (the oldest cut the 5-minute job leaves is 10
-minutes old); the hits after the cut, and today's visits, are read from the raw
-tables, as in production.
+reports are timed, and today up to a cut that leaves at least 10 minutes of today's
+average traffic after it (the oldest cut the 5-minute job leaves is 10 minutes old):
+its hits before the cut and its visits over 30 minutes before it. The hits after the
+cut, and the visits of the visitors seen in the last 40 minutes or so, are read from
+the raw tables, as in production.
 """
 
 from __future__ import annotations
@@ -309,8 +310,9 @@ def run_size(
         print(
             f"roll-ups of {built} days built in {build_seconds:.1f} s "
             f"({build_seconds / max(built, 1):.2f} s a day; today's counts as one); "
-            f"today's hits rolled up to {cut:%H:%M:%S} UTC in {cut_seconds:.1f} s; "
-            f"the {tail_hits:,} hits after it, and today's visits, are read raw",
+            f"today rolled up to {cut:%H:%M:%S} UTC in {cut_seconds:.1f} s; "
+            f"the {tail_hits:,} hits after it, and the visits of the visitors seen from "
+            f"30 minutes before it, are read raw",
             flush=True,
         )
 
@@ -362,16 +364,16 @@ def run_size(
                 print(f"{label:<44} {p50:>9.1f} {p95:>9.1f}  {goal}", flush=True)
 
         time_cases(end)
-        # The raw part of the current day grows until midnight: time the same reports
-        # as if "now" were 23:59 of yesterday (a whole day of visits read raw), with
-        # yesterday cut as the job would, then give it back its whole-day roll-up.
+        # The current day's part grows until midnight: time the same reports as if
+        # "now" were 23:59 of yesterday, with yesterday cut as the job would, then
+        # give it back its whole-day roll-up.
         late = end.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(minutes=1)
         cut, tail_hits = _oldest_cut(url, site.id, late)
         rollups.build_day(site.id, late.date(), cut=cut)
         db.session.commit()
         print(
-            f"\nas if now were {late:%Y-%m-%d %H:%M} UTC: that day's hits rolled up to "
-            f"{cut:%H:%M:%S}, the {tail_hits:,} after it and the day's visits read raw",
+            f"\nas if now were {late:%Y-%m-%d %H:%M} UTC: that day rolled up to "
+            f"{cut:%H:%M:%S}, the {tail_hits:,} hits after it read raw",
             flush=True,
         )
         try:

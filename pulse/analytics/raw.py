@@ -218,17 +218,74 @@ def visit_counts(
     `visitors` the visitor counts are left out (they cost the raw query most).
     """
     if key is None or dimension is not None or interval is not None:
-        pieces = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
-        if pieces:  # the current day's roll-up holds no visits: it is read raw
-            rolled = rollups.visit_counts(q, rollups.DAY if interval else dimension, pieces)
-            if interval is not None:
-                rolled = rollups.by_piece_bucket(rolled, q, interval, pieces)
-            if not visitors:
-                rolled = [_without_visitors(row) for row in rolled]
-            rest = rollups.not_covered(q, rollups.spans(pieces))
-            parts = [rolled] + [_raw_visit_counts(p, key, visitors=visitors) for p in rest]
+        parts = _visit_parts(q, key, dimension, interval, visitors)
+        if parts is not None:
             return _combine(parts, key is not None, limit, "sessions")
     return _raw_visit_counts(q, key, limit=limit, visitors=visitors)
+
+
+def _visit_parts(
+    q: Query,
+    key: ColumnElement[Any] | None,
+    dimension: str | None,
+    interval: str | None,
+    visitors: bool,
+) -> list[list[dict[str, Any]]] | None:
+    """visit_counts as parts to add up, as _hit_parts: whole days' roll-ups, the
+    current day's settled visits with the visitors seen since swapped, the rest raw."""
+    pieces = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
+    if pieces is None:
+        return None
+    grouping = rollups.DAY if interval else dimension
+
+    def rolled(found: list[rollups.Piece]) -> list[dict[str, Any]]:
+        rows = rollups.visit_counts(q, grouping, found)
+        if interval is not None:
+            rows = rollups.by_piece_bucket(rows, q, interval, found)
+        return rows if visitors else [_without_visitors(row) for row in rows]
+
+    parts = [rolled(pieces)] if pieces else []
+    for part in rollups.not_covered(q, rollups.spans(pieces)):
+        today = _open_day_visits(q, part, key, grouping, interval, rolled, visitors)
+        parts += today if today is not None else [_raw_visit_counts(part, key, visitors=visitors)]
+    return parts if len(parts) > 1 or pieces else None
+
+
+def _open_day_visits(
+    q: Query,
+    part: Query,
+    key: ColumnElement[Any] | None,
+    grouping: str | None,
+    interval: str | None,
+    rolled: Callable[[list[rollups.Piece]], list[dict[str, Any]]],
+    visitors: bool,
+) -> list[list[dict[str, Any]]] | None:
+    """A day not over (`part`) as the visits its roll-up holds, those last seen before
+    `settled`, with the visitors seen since then swapped in from the raw visits: all
+    of their visits added, those the roll-up holds subtracted (they have not changed,
+    see rollups.note_written). Visitors of the rest are wholly in the roll-up, so
+    each visitor is counted once. None when the day must be read raw."""
+    found = rollups.open_settled(part)
+    if found is None:
+        return None
+    cut, settled = found
+    pieces = rollups.day_piece(part)
+    if rollups.by_client(q, grouping) and not rollups.partitioned(RollupVisit, q, pieces):
+        return None
+    if not rollups.one_bucket(q, interval, part.start, part.end):
+        halves = rollups.open_halves(part, cut)
+        if halves is None:
+            return None
+        pieces = list(halves)
+    swap = rollups.since_settled(part, settled)
+    if swap is None:
+        return [rolled(pieces)]
+    held = [*swap, VISITS.c.last_seen_at < settled]
+    return [
+        rolled(pieces),
+        _raw_visit_counts(part, key, visitors=visitors, also=swap),
+        _negated(_raw_visit_counts(part, key, visitors=visitors, also=held)),
+    ]
 
 
 def _without_visitors(row: dict[str, Any]) -> dict[str, Any]:
@@ -283,8 +340,9 @@ def _raw_visit_counts(
     *,
     limit: int | None = None,
     visitors: bool = True,
+    also: list[Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """visit_counts from the raw visits table."""
+    """visit_counts from the raw visits table (of the visits meeting `also` too)."""
     columns = [
         VISITS.c.visitor_id,
         VISITS.c.label,
@@ -295,7 +353,7 @@ def _raw_visit_counts(
     ]
     if key is not None:
         columns.append(key.label("g"))
-    sub = select(*columns).where(*visits_where(q)).subquery()
+    sub = select(*columns).where(*visits_where(q), *(also or [])).subquery()
     chosen = selected(sub.c.label, q.labels)
     sessions = _count_if(chosen)
     scored = sub.c.engagement_score.is_not(None)

@@ -12,9 +12,9 @@ Life of a day (one site, one UTC day):
    (journeys.py), which funnels read. It also rolls up the hits of each day not yet
    over up to a `cut` (`LATE` ago): see "The current day" below.
 3. `pieces` finds the fresh roll-ups that answer a range; raw.py reads them from
-   `rollup_hits` / `rollup_visits`, today's hits as below, and the rest of the range
-   (today's visits, partial days at the edges, days not built) from the raw tables,
-   and adds them up. Visitor ids rotate with the UTC day, so the sum is exact.
+   `rollup_hits` / `rollup_visits`, today's hits and visits as below, and the rest of
+   the range (partial days at the edges, days not built) from the raw tables, and
+   adds them up. Visitor ids rotate with the UTC day, so the sum is exact.
    (`covered` gives the whole days, for the tables that have no parts.)
 
 Sites in another time zone: a closed day's build also writes the hits and visits of
@@ -32,7 +32,12 @@ visitor's share of a roll-up row depends only on their own hits, so for the hits
 to a later moment it is enough to swap the shares of the visitors seen since the cut
 (the "tail"): raw.py adds their hits up to that moment and subtracts their hits
 before the cut, both read raw (`since_cut`); funnel.py does the same with journeys.
-Visits are not rolled up until the day is over, since an open visit keeps changing.
+An open visit keeps changing, so the current day's roll-up holds only the visits
+last seen before `settled`, a visit timeout before the cut: a later hit starts a new
+visit instead (one continuing such a visit by its session id, like a late write,
+bumps the day's version). The visitors with a hit since `settled` are swapped the
+same way (`since_settled`): raw.py adds all their visits and subtracts those last
+seen before `settled`, which are the ones the roll-up holds.
 
 What a roll-up answers: totals and one dimension of `HIT_DIMENSIONS` (hits) or
 `VISIT_DIMENSIONS` (visits), for any classification, with at most a filter on that
@@ -83,6 +88,7 @@ from pulse.analytics.expressions import DayNumber
 from pulse.analytics.query import LABELS, Filter, Query, local_midnight
 from pulse.analytics.sql import in_days, selected
 from pulse.extensions import db
+from pulse.ingest.sessions import TIMEOUT as VISIT_TIMEOUT
 from pulse.models import (
     RollupAgentPage,
     RollupDay,
@@ -167,21 +173,26 @@ def note_written(rows: Iterable[dict[str, Any]], now: datetime | None = None) ->
     """Record the days these stored rows (and the visits they touched) belong to.
 
     Rows carry `visit_starts` (set by sessions.assign): when their visit started before
-    and after the row, since a late hit changes a visit begun on an earlier day.
+    and after the row, since a late hit changes a visit begun on an earlier day; and
+    `visit_seen`, their visit's last hit before them.
     """
     now = now or utcnow()
     today, late = _utc_day(now), _aware(now) - LATE
+    settled = late - VISIT_TIMEOUT
     days: dict[tuple[int, date], bool] = {}
     for row in rows:
         site_id = row["site_id"]
         day = _utc_day(row["ts"])
         bump = day < today or _aware(row["ts"]) < late
         days[(site_id, day)] = days.get((site_id, day), False) or bump
-        # The current day's roll-up holds no visits, so only a visit of an earlier
-        # day changing matters.
+        # The current day's roll-up holds only visits last seen a visit timeout before
+        # its cut (at most `settled`): a hit that is not late changes one only when it
+        # continues it by its session id.
+        seen = row.get("visit_seen")
+        revived = seen is not None and _aware(seen) < settled
         for ts in row.get("visit_starts", ()):
             day = _utc_day(ts)
-            days[(site_id, day)] = days.get((site_id, day), False) or day < today
+            days[(site_id, day)] = days.get((site_id, day), False) or day < today or revived
     _mark(days)
 
 
@@ -314,8 +325,12 @@ def _hits_statement(site_id: int, day: date, start: datetime, end: datetime, par
     return insert(RollupHit).from_select(columns, rows)
 
 
-def _visits_statement(site_id: int, day: date, start: datetime, end: datetime, part: int) -> Any:
-    where = (VISITS.c.site_id == site_id, VISITS.c.started_at >= start, VISITS.c.started_at < end)
+def _visits_statement(
+    site_id: int, day: date, start: datetime, end: datetime, part: int, settled: datetime | None
+) -> Any:
+    where = [VISITS.c.site_id == site_id, VISITS.c.started_at >= start, VISITS.c.started_at < end]
+    if settled is not None:
+        where.append(VISITS.c.last_seen_at < settled)
     scored = VISITS.c.engagement_score.is_not(None)
     parts = [
         select(
@@ -370,6 +385,7 @@ def _lateral_sql(
     dimensions: dict[str, str | None],
     per_label: list[str],
     parts: bool,
+    settled: bool = False,
 ) -> str:
     """PostgreSQL: the same roll-up in one scan of the day's rows (a LATERAL VALUES
     fans each row out to its dimensions) instead of one scan per dimension.
@@ -397,6 +413,8 @@ def _lateral_sql(
         for expr, c in zip(per_label, sums, strict=True)
     ]
     skip = "AND r.name <> 'session_end'" if table == "events" else ""
+    if settled:
+        skip += " AND r.last_seen_at < :settled"
     part = f"CASE WHEN r.{time_column} < :split THEN {HEAD} ELSE {TAIL} END" if parts else WHOLE
     scan = f"""
             SELECT d.dim, d.value, r.visitor_id, {part} AS part,
@@ -455,8 +473,11 @@ HITS_SQL = {
     for parts in (False, True)
 }
 VISITS_SQL = {
-    parts: _lateral_sql("visits", "started_at", VISIT_DIMENSIONS, _visit_sums(), parts)
+    (parts, settled): _lateral_sql(
+        "visits", "started_at", VISIT_DIMENSIONS, _visit_sums(), parts, settled
+    )
     for parts in (False, True)
+    for settled in (False, True)
 }
 
 
@@ -567,6 +588,8 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
     split = split_of(day, _site_zone(site_id))
     if split is not None and cut is not None and split >= cut:
         split = None
+    # ... and the visits last seen a visit timeout before the cut, which are over.
+    settled = cut - VISIT_TIMEOUT if cut is not None else None
     if cut is None:
         db.session.execute(_users_statement(site_id, day))
         db.session.execute(_agent_pages_statement(site_id, day))
@@ -581,15 +604,15 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
         bounds = {"site_id": site_id, "day": day, "start": _midnight(day), "end": end}
         parts = split is not None
         db.session.execute(text(HITS_SQL[parts]), {**bounds, "split": split})
-        if cut is None:
-            db.session.execute(text(VISITS_SQL[parts]), {**bounds, "split": split})
+        visits = VISITS_SQL[(parts, settled is not None)]
+        db.session.execute(text(visits), {**bounds, "split": split, "settled": settled})
         db.session.execute(text("SET LOCAL enable_sort = on"))
         with_journeys = journeys.build(site_id, day, bounds)
     else:
         for part, start, part_end in _part_spans(day, end, split):
             db.session.execute(_hits_statement(site_id, day, start, part_end, part))
-            if cut is None:
-                db.session.execute(_visits_statement(site_id, day, start, part_end, part))
+            visits = _visits_statement(site_id, day, start, part_end, part, settled)
+            db.session.execute(visits)
     db.session.execute(
         update(RollupDay)
         .where(RollupDay.site_id == site_id, RollupDay.day == day)
@@ -600,6 +623,7 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
             journeys=with_journeys,
             cut=cut,
             split=split,
+            settled=settled,
         )
     )
 
@@ -1041,19 +1065,31 @@ def open_cut(part: Query, with_journeys: bool = False) -> datetime | None:
     """The cut of a fresh roll-up of a day not over that answers this part of a range
     (from not_covered), or None: the part must start at the day's midnight and end
     at or after the cut, within the day (with `with_journeys`, its journeys built)."""
+    found = _open_roll_up(part, with_journeys)
+    return found[0] if found is not None else None
+
+
+def open_settled(part: Query) -> tuple[datetime, datetime] | None:
+    """(cut, settled) of a fresh roll-up of a day not over that answers this part of
+    a range with its visits (open_cut's rules), or None."""
+    found = _open_roll_up(part)
+    return found if found is not None and found[1] is not None else None
+
+
+def _open_roll_up(part: Query, with_journeys: bool = False) -> Any:
     day = _utc_day(part.start)
     if part.start != _midnight(day) or part.end > _midnight(day + timedelta(days=1)):
         return None
-    cut = db.session.scalar(
-        select(RollupDay.cut).where(
+    found = db.session.execute(
+        select(RollupDay.cut, RollupDay.settled).where(
             RollupDay.site_id == part.site_id,
             RollupDay.day == day,
             RollupDay.built_version == RollupDay.version,
             RollupDay.cut.is_not(None),
             *([RollupDay.journeys.is_(True)] if with_journeys else []),
         )
-    )
-    return cut if cut is not None and cut <= part.end else None
+    ).first()
+    return found if found is not None and found[0] <= part.end else None
 
 
 def day_run(part: Query) -> Runs:
@@ -1122,6 +1158,29 @@ def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]] | None:
         VISITS.c.site_id == part.site_id, visits_in, VISITS.c.last_seen_at >= part.start
     )
     return [*visitor_in, EVENTS.c.session_id.in_(their_visits)]
+
+
+def since_settled(part: Query, settled: datetime) -> list[ColumnElement[bool]] | None:
+    """Conditions on visits keeping those of the visitors with a hit of the day from
+    `settled` on, whose visits the roll-up of a day not over may lack or hold as they
+    were (raw.py swaps them); None when there are none.
+
+    Any hit counts, to the end of the day: a visit's last hit is its `last_seen_at`.
+    """
+    day_end = _midnight(_utc_day(part.start) + timedelta(days=1))
+    recent = (
+        select(EVENTS.c.visitor_id)
+        .where(EVENTS.c.site_id == part.site_id, EVENTS.c.ts >= settled, EVENTS.c.ts < day_end)
+        .distinct()
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        ids = list(db.session.scalars(recent))  # the ids themselves: see since_cut
+        if not ids:
+            return None
+        return [VISITS.c.visitor_id == any_(literal(ids, ARRAY(BigInteger)))]
+    if db.session.execute(recent.limit(1)).first() is None:
+        return None
+    return [VISITS.c.visitor_id.in_(recent)]
 
 
 def days_of(site_id: int, start: date, end: date) -> list[date]:

@@ -190,8 +190,8 @@ ARRIVAL = ("source", "channel", "referrer_host", "utm_source", "utm_medium", "ut
 
 
 def assign(rows: list[dict[str, Any]], visits: Visits | None = None) -> None:
-    """Set each row's session_id, `visit_starts` and `arrival`, and update (or create)
-    its visit."""
+    """Set each row's session_id, `visit_starts`, `visit_seen` and `arrival`, and
+    update (or create) its visit."""
     visits = visits if visits is not None else OrmVisits()
     by_site: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -205,10 +205,13 @@ def assign(rows: list[dict[str, Any]], visits: Visits | None = None) -> None:
         for row in site_rows:
             visit = _visit_for(visits, row, site_id, known, current)
             row["session_id"] = visit.id
-            started = visit.started_at
+            started, seen = visit.started_at, visit.last_seen_at
             _absorb(visit, row)
-            # The visit's start before and after this row: the days whose roll-ups it changes.
+            # The visit's start before and after this row: the days whose roll-ups it
+            # changes; and its last hit before: a visit idle longer than the timeout
+            # (continued by its session id) may already be in today's roll-up.
             row["visit_starts"] = (started, visit.started_at)
+            row["visit_seen"] = seen
             row["arrival"] = {name: getattr(visit, name) for name in ARRIVAL}
 
 

@@ -70,8 +70,11 @@ class RollupDay(db.Model):
     # Whether `rollup_journeys` holds the day (funnels read them where it does).
     journeys: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
     # Set while the day is not over: the roll-up holds only its hits before `cut`
-    # (no visits, users or journeys), and readers add what came after (rollups.today).
+    # (no users or agent pages), and readers add what came after (rollups.py).
     cut: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # With a cut: the roll-up's visits are those last seen before `settled` (the cut
+    # less the visit timeout), which no later hit changes. NULL: no visits rolled up.
+    settled: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The site's local midnight inside the day when it was built: its HEAD and TAIL
     # rows end and start there. NULL: only WHOLE rows (UTC sites, days not over).
     split: Mapped[datetime | None] = mapped_column(UTCDateTime)

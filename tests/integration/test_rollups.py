@@ -12,7 +12,7 @@ from sqlalchemy import delete, update
 from pulse.analytics import breakdowns, reports, rollups
 from pulse.analytics.dimensions import DIMENSIONS, EVENTS, dimension
 from pulse.extensions import db
-from pulse.ingest import store
+from pulse.ingest import sessions, store
 from pulse.models import RollupDay, RollupHit
 from pulse.models.rollup import HEAD, ROLLUP_LAYOUT, TAIL, WHOLE
 from tests import analytics_reference as ref
@@ -293,9 +293,57 @@ def test_only_a_late_write_to_today_makes_its_cut_stale(rolled):
     late = NOW - rollups.LATE - timedelta(seconds=1)
     rollups.note_written([{"site_id": site.id, "ts": late}], now=NOW)
     assert _version(site.id, NOW.date())[0] == version + 1
-    # A hit continuing a visit begun earlier today changes no roll-up of today's.
+    # A hit continuing a visit begun earlier today changes no roll-up of today's...
     rollups.note_written([{"site_id": site.id, "ts": NOW, "visit_starts": (late, late)}], now=NOW)
     assert _version(site.id, NOW.date())[0] == version + 1
+    recent = NOW - rollups.LATE - sessions.TIMEOUT
+    continued = {"site_id": site.id, "ts": NOW, "visit_starts": (late, late), "visit_seen": recent}
+    rollups.note_written([continued], now=NOW)
+    assert _version(site.id, NOW.date())[0] == version + 1
+    # ... unless that visit was idle long enough to be in the roll-up (a session id
+    # continues it): the roll-up holds it as it was.
+    idle = {**continued, "visit_seen": recent - timedelta(seconds=1)}
+    rollups.note_written([idle], now=NOW)
+    assert _version(site.id, NOW.date())[0] == version + 2
+
+
+def test_a_visit_continued_by_its_session_id_after_the_timeout_makes_today_stale(
+    rolled, monkeypatch
+):
+    """store.write -> sessions.assign -> note_written: a visit the roll-up holds as it
+    was changes, so today is read raw until the next cut."""
+    monkeypatch.setattr(rollups, "utcnow", lambda: NOW)  # the clock of note_written
+    site = rolled["sites"]["kathmandu"]
+
+    def hit(minutes_ago: int, uid: str, session_id: str) -> dict:
+        at = NOW - timedelta(minutes=minutes_ago)
+        return {**_event(site.id, at, uid, visitor_id=99), "session_id": session_id}
+
+    store.write([hit(50, "kept-1", "kept"), hit(10, "fresh-1", "fresh")])
+    db.session.commit()
+    rollups.refresh_due(now=NOW)
+    db.session.commit()
+    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
+    today = q_for(rolled, "kathmandu", {})[0].window(midnight, NOW)
+    assert rollups.open_settled(today) is not None
+    version = _version(site.id, NOW.date())[0]
+    # A visit last seen 10 minutes ago is not in the roll-up: continuing it is no change.
+    store.write([hit(0, "fresh-2", "fresh")])
+    db.session.commit()
+    assert _version(site.id, NOW.date())[0] == version
+    # One last seen 50 minutes ago may be: its session id continues it, not a new visit.
+    store.write([hit(0, "kept-2", "kept")])
+    db.session.commit()
+    assert _version(site.id, NOW.date())[0] == version + 1
+    assert rollups.open_settled(today) is None
+
+
+def _returning_visitors(data: dict, settled: datetime) -> int:
+    """Visitors of NOW's day with a visit over before `settled` and a hit since."""
+    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
+    over = {v["visitor_id"] for v in data["visits"] if midnight <= v["last_seen_at"] < settled}
+    since = {e["visitor_id"] for e in data["events"] if settled <= e["ts"] < NOW}
+    return len(over & since)
 
 
 def _tail_visitors(data: dict, cut: datetime) -> int:
@@ -310,14 +358,18 @@ def _tail_visitors(data: dict, cut: datetime) -> int:
 
 @pytest.mark.parametrize("hours", [10, 6])
 def test_todays_rollup_with_the_visitors_since_its_cut_matches_reference(rolled, hours):
-    """Today's hits before the cut come from the roll-up; the visitors seen since then
-    (some also before it, some with other labels) are swapped in from raw rows."""
+    """Today's hits before the cut, and visits over a visit timeout before it, come
+    from the roll-up; the visitors seen since then (some also before it, some with
+    other labels) are swapped in from raw rows."""
     cut = NOW - timedelta(hours=hours)
     for site in rolled["sites"].values():
         rollups.build_day(site.id, NOW.date(), cut=cut)
     db.session.commit()
+    settled = cut - sessions.TIMEOUT
     assert sum(_tail_visitors(data, cut) for data in rolled["data"].values()) > 0
+    assert sum(_returning_visitors(data, settled) for data in rolled["data"].values()) > 0
     reads = rolled["reads"]["hits"]
+    visit_reads = rolled["reads"]["visits"]
     for zone in ("new_york", "kathmandu"):
         for span in ({"period": "today"}, {"period": "7d"}, {"since": "2024-11-05"}):
             for cls in CLASSES:
@@ -335,10 +387,13 @@ def test_todays_rollup_with_the_visitors_since_its_cut_matches_reference(rolled,
             points = reports.timeseries(q)["points"]
             assert points == ref.ref_timeseries(q, data, "day"), (zone, cls)
     assert rolled["reads"]["hits"] > reads
+    assert rolled["reads"]["visits"] > visit_reads
+    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
+    q, _ = q_for(rolled, "kathmandu", {"period": "today"})
+    assert rollups.open_settled(q.window(midnight, NOW)) == (cut, settled)
     # New York's midnight (05:00 UTC) is before both cuts: today's roll-up has its
     # HEAD and TAIL, and the day series reads them in its two local days.
     # Kathmandu's (18:15 UTC) is after NOW: that series reads the day raw.
-    midnight = datetime.combine(NOW.date(), datetime.min.time(), UTC)
     for zone, halves in (("new_york", True), ("kathmandu", False)):
         q, _ = q_for(rolled, zone, {"period": "today"})
         today = q.window(midnight, NOW)
