@@ -49,7 +49,7 @@ from pulse.analytics.query import Query
 from pulse.analytics.sql import events_where, selected
 from pulse.errors import ValidationFailed
 from pulse.extensions import db
-from pulse.models import RollupItem
+from pulse.models import RollupItem, RollupJourney
 
 MIN_STEPS, MAX_STEPS = 2, 10
 DEFAULT_WINDOW_HOURS = 24.0
@@ -412,35 +412,38 @@ def item_condition(step: Step) -> ColumnElement[bool]:
 def level_counts(q: Query, spec: FunnelSpec) -> dict[Any, dict[int, int]]:
     """{breakdown value (None without a breakdown): {level: units}} for units past step 1.
 
-    Whole days with journeys are read from them, the rest of the range from raw hits;
-    units never span the two (visitor ids are daily), so their counts add up.
+    The roll-up pieces with journeys (whole UTC days, or a part of one at the range's
+    edge on a site outside UTC) are read from them, the current day from its journeys
+    up to the cut, the rest of the range from raw hits; units never span two of
+    these (visitor ids are daily, and no day is read in two), so their counts add up.
     """
     if not journeys_answer(q, spec):
         return _raw_level_counts(q, spec)
-    runs = rollups.covered(q, with_journeys=True)
+    found = rollups.pieces(q, with_journeys=True)
     total: dict[int, int] = {}
 
-    def add(found: dict[Any, dict[int, int]], sign: int = 1) -> None:
-        for level, n in found.get(None, {}).items():
+    def add(counts: dict[Any, dict[int, int]], sign: int = 1) -> None:
+        for level, n in counts.get(None, {}).items():
             total[level] = total.get(level, 0) + sign * n
 
-    journey_days = list(runs)
-    for part in rollups.not_covered(q, runs):
+    journey_pieces = list(found)
+    for part in rollups.not_covered(q, rollups.spans(found)):
         cut = rollups.open_cut(part, with_journeys=True)
         if cut is None:
             add(_raw_level_counts(part, spec))
             continue
         # The current day: its journeys up to the cut, with the visitors seen since
         # then swapped for their whole day so far (rollups.py, "The current day").
-        journey_days += rollups.day_run(part)
+        journey_pieces += rollups.day_piece(part)
         tail = rollups.since_cut(part, cut)
         if tail is not None:
             add(_raw_level_counts(part, spec, also=tail))
             add(_raw_level_counts(part.window(part.start, cut), spec, also=tail), -1)
-    if journey_days:
+    if journey_pieces:
         # After the raw parts: journeys change this transaction's parallel costs.
         conditions = [item_condition(step) for step in spec.steps]
-        add({None: journeys.level_counts(q, journey_days, conditions)})
+        where = rollups.in_pieces(RollupJourney.__table__.c, journey_pieces)
+        add({None: journeys.level_counts(q, where, conditions)})
     total = {level: n for level, n in total.items() if n}
     return {None: total} if total else {}
 

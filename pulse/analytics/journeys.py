@@ -4,9 +4,11 @@ scan of every hit (PostgreSQL).
 
 Building (`build`, called by rollups.build_day): every pageview path and event name
 a site has seen gets a code in `rollup_items`, and the code a character (`char`).
-A visitor's hits of one label on one UTC day, ordered by time, make its journey: the
-characters of its hits, with a space wherever the time moves on; hits at the same
-instant sit together. Visitors with the same journey share one `rollup_journeys` row.
+A visitor's hits of one label on one UTC day (and on a site outside UTC, in each
+part of it on either side of the site's midnight: see rollups.py), ordered by time,
+make its journey: the characters of its hits, with a space wherever the time moves
+on; hits at the same instant sit together. Visitors with the same journey share one
+`rollup_journeys` row.
 
 Reading (`level_counts`): funnel step k becomes the character class of the items it
 matches, and "step k+1 strictly after step k" becomes `.* .*` (a space, so a later
@@ -19,14 +21,13 @@ whole rule.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import case, func, not_, select, text
 from sqlalchemy.sql.expression import ColumnElement
 
 from pulse.analytics.query import Query
-from pulse.analytics.sql import in_days
 from pulse.extensions import db
 from pulse.models import RollupItem, RollupJourney
 
@@ -56,8 +57,8 @@ ITEMS_SQL = f"""
     )
 """  # noqa: S608
 JOURNEYS_SQL = f"""
-    INSERT INTO rollup_journeys (site_id, day, label, journey, visitors)
-    SELECT :site_id, :day, label, journey, count(*)
+    INSERT INTO rollup_journeys (site_id, day, part, label, journey, visitors)
+    SELECT :site_id, :day, :part, label, journey, count(*)
     FROM (
         SELECT visitor_id, label,
                string_agg(CASE WHEN prev IS NULL OR prev = ts THEN '' ELSE ' ' END || ch, ''
@@ -83,8 +84,12 @@ def char(code: int) -> str:
     return chr(point + SURROGATES[1] - SURROGATES[0] if point >= SURROGATES[0] else point)
 
 
-def build(site_id: int, day: date, bounds: dict[str, Any]) -> bool:
-    """Write the journeys of a site's day (PostgreSQL, in the caller's transaction).
+def build(
+    site_id: int, day: date, bounds: dict[str, Any], spans: list[tuple[int, datetime, datetime]]
+) -> bool:
+    """Write the journeys of a site's day (PostgreSQL, in the caller's transaction):
+    one set per (part, start, end) of `spans` (rollups.py: the whole day, and on a
+    site outside UTC its parts on either side of the site's midnight).
 
     False, with nothing written, when the site has more items than characters.
     """
@@ -101,7 +106,8 @@ def build(site_id: int, day: date, bounds: dict[str, Any]) -> bool:
     top = db.session.scalar(select(func.max(RollupItem.code)).where(RollupItem.site_id == site_id))
     if top is not None and top > MAX_CODE:
         return False
-    db.session.execute(text(JOURNEYS_SQL), bounds)
+    for part, start, end in spans:
+        db.session.execute(text(JOURNEYS_SQL), {**bounds, "part": part, "start": start, "end": end})
     return True
 
 
@@ -132,11 +138,13 @@ def reaches(journey: ColumnElement[str], steps: list[Sequence[int]]) -> ColumnEl
 
 
 def level_counts(
-    q: Query, runs: list[tuple[Any, Any]], steps: list[ColumnElement[bool]]
+    q: Query, pieces: ColumnElement[bool], steps: list[ColumnElement[bool]]
 ) -> dict[int, int]:
-    """{level: visitors} over the days of `runs` for visitors past step 1, where step k
-    is the condition `steps[k-1]` on rollup_items. The caller makes sure `q.labels`
-    names one label and that the funnel is one journeys answer (funnel.py)."""
+    """{level: visitors} over the journeys meeting `pieces` (a condition on the days
+    and parts to read) for visitors past step 1, where step k is the condition
+    `steps[k-1]` on rollup_items. The caller makes sure `q.labels` names one label,
+    that the funnel is one journeys answer and that no two parts of a day are read
+    together (funnel.py)."""
     found = []
     for condition in steps:
         codes = db.session.scalars(
@@ -153,10 +161,9 @@ def level_counts(
     tests = [reaches(t.c.journey, found[:k]) for k in range(1, len(found) + 1)]
     # The furthest step, testing the cheap early patterns first.
     level = case(*[(not_(test), k) for k, test in enumerate(tests)], else_=len(tests))
-    days = in_days(t.c.day, runs)
     levels = (
         select(level.label("level"), t.c.visitors)
-        .where(t.c.site_id == q.site_id, days, t.c.label == q.labels[0])
+        .where(t.c.site_id == q.site_id, pieces, t.c.label == q.labels[0])
         .subquery()
     )
     # PostgreSQL costs a regular expression like an equality, so it would scan in one

@@ -17,8 +17,8 @@ Life of a day (one site, one UTC day):
    adds them up. Visitor ids rotate with the UTC day, so the sum is exact.
    (`covered` gives the whole days, for the tables that have no parts.)
 
-Sites in another time zone: a closed day's build also writes the hits and visits of
-its two parts, HEAD before the site's local midnight inside the UTC day (`split`)
+Sites in another time zone: a closed day's build also writes the hits, visits and
+journeys of its two parts, HEAD before the site's local midnight inside the UTC day (`split`)
 and TAIL from it. A local day is the TAIL of one UTC day plus the HEAD of the next,
 so day, week and month series, and ranges of local days, are sums of pieces. Two
 spans of one UTC day may hold the same visitor, so `pieces` never puts a part of a
@@ -98,7 +98,15 @@ from pulse.models import (
     Site,
     utcnow,
 )
-from pulse.models.rollup import HEAD, LABEL_BITS, PARTS_LAYOUT, ROLLUP_LAYOUT, TAIL, WHOLE
+from pulse.models.rollup import (
+    HEAD,
+    JOURNEY_PARTS_LAYOUT,
+    LABEL_BITS,
+    PARTS_LAYOUT,
+    ROLLUP_LAYOUT,
+    TAIL,
+    WHOLE,
+)
 
 log = logging.getLogger(__name__)
 
@@ -607,7 +615,8 @@ def build_day(site_id: int, day: date, cut: datetime | None = None) -> None:
         visits = VISITS_SQL[(parts, settled is not None)]
         db.session.execute(text(visits), {**bounds, "split": split, "settled": settled})
         db.session.execute(text("SET LOCAL enable_sort = on"))
-        with_journeys = journeys.build(site_id, day, bounds)
+        spans = _part_spans(day, end, split)
+        with_journeys = journeys.build(site_id, day, bounds, spans)
     else:
         for part, start, part_end in _part_spans(day, end, split):
             db.session.execute(_hits_statement(site_id, day, start, part_end, part))
@@ -690,10 +699,9 @@ def _build(site_id: int, day: date, cut: datetime | None = None) -> int:
 # --- reading -------------------------------------------------------------------------
 
 
-def covered(q: Query, with_journeys: bool = False, layout: int = 1) -> Runs:
+def covered(q: Query, layout: int = 1) -> Runs:
     """The runs of whole UTC days in the range that fresh roll-ups answer, in order
-    (with `with_journeys`, only days whose journeys were built too; only days built
-    at `layout` or later, for readers of what a later layout added).
+    (only days built at `layout` or later, for readers of what a later layout added).
 
     Only days with a fresh `rollup_days` row count: a day without one is read raw
     (cheap when it has no events, right when its events were stored another way).
@@ -712,7 +720,6 @@ def covered(q: Query, with_journeys: bool = False, layout: int = 1) -> Runs:
             RollupDay.day < last,
             RollupDay.built_version == RollupDay.version,
             RollupDay.cut.is_(None),
-            *([RollupDay.journeys.is_(True)] if with_journeys else []),
             RollupDay.layout >= layout,
         )
         .order_by(RollupDay.day)
@@ -741,7 +748,7 @@ class Piece:
     end: datetime
 
 
-def pieces(q: Query, interval: str | None = None) -> list[Piece]:
+def pieces(q: Query, interval: str | None = None, with_journeys: bool = False) -> list[Piece]:
     """The roll-up pieces that answer the range, in order: each closed day with a
     fresh roll-up whole where the range (and, for a series of `interval` buckets,
     one bucket) holds it, else a part that is all of the day the range (or a
@@ -752,29 +759,33 @@ def pieces(q: Query, interval: str | None = None) -> list[Piece]:
     HEAD of the next, so its day series and a range of its days are sums of pieces.
     Only parts split at the local midnight the site's zone has now are used (a day
     built before, or before a change of zone, is read whole or raw). Hourly series
-    have no pieces.
+    have no pieces. With `with_journeys`, only pieces of days whose journeys were
+    built (parts of days built at JOURNEY_PARTS_LAYOUT or later), for funnel.py.
     """
     if interval == "hour" or q.end <= q.start:
         return []
     tz = q.tz
     days = db.session.execute(
-        select(RollupDay.day, RollupDay.split)
+        select(RollupDay.day, RollupDay.split, RollupDay.layout)
         .where(
             RollupDay.site_id == q.site_id,
             RollupDay.day >= _utc_day(q.start),
             RollupDay.day <= _utc_day(q.end),
             RollupDay.built_version == RollupDay.version,
             RollupDay.cut.is_(None),
+            *([RollupDay.journeys.is_(True)] if with_journeys else []),
         )
         .order_by(RollupDay.day)
     ).all()
     found = []
-    for day, split in days:
+    for day, split, layout in days:
         start, end = _midnight(day), _midnight(day + timedelta(days=1))
         if q.start <= start and end <= q.end and one_bucket(q, interval, start, end):
             found.append(Piece(day, WHOLE, start, end))
             continue
         if split is None or _aware(split) != split_of(day, tz):
+            continue
+        if with_journeys and layout < JOURNEY_PARTS_LAYOUT:
             continue
         split = _aware(split)
         apart = not one_bucket(q, interval, start, end)

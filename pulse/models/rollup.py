@@ -38,11 +38,12 @@ LABEL_BITS = {"human": 1, "agent": 2, "bot": 4}
 # What a build writes: 1 the dimensions, 2 also the `@client` combinations, 3 also
 # the journeys (on PostgreSQL), 4 also the agents' pages, 5 also each user-day's first
 # and last hit, 6 also the two parts of the day on either side of the site's local
-# midnight (sites outside UTC).
-ROLLUP_LAYOUT = 6
+# midnight (sites outside UTC), 7 also the journeys of those two parts.
+ROLLUP_LAYOUT = 7
 AGENT_PAGES_LAYOUT = 4
 USER_SPANS_LAYOUT = 5
 PARTS_LAYOUT = 6
+JOURNEY_PARTS_LAYOUT = 7
 # `part` of a roll-up row: the whole UTC day, or (on a site whose local midnight falls
 # inside it, at `RollupDay.split`) the hours before or from that midnight.
 WHOLE, HEAD, TAIL = 0, 1, 2
@@ -205,11 +206,13 @@ class RollupJourney(db.Model):
     visitor's funnel lies within one journey."""
 
     __tablename__ = "rollup_journeys"
-    __table_args__ = (Index("ix_rollup_journeys_site_day", "site_id", "day", "label"),)
+    __table_args__ = (Index("ix_rollup_journeys_site_day", "site_id", "day", "label", "part"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date, nullable=False)
+    # WHOLE, HEAD or TAIL, as on rollup_hits (from JOURNEY_PARTS_LAYOUT on).
+    part: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
     label: Mapped[str] = mapped_column(String(8), nullable=False)
     journey: Mapped[str] = mapped_column(Text, nullable=False)
     visitors: Mapped[int] = mapped_column(Integer, nullable=False)

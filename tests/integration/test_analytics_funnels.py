@@ -15,6 +15,7 @@ from pulse.analytics.retention import parse_retention, retention
 from pulse.errors import ValidationFailed
 from pulse.extensions import db
 from pulse.models import Event
+from pulse.models.rollup import HEAD, TAIL, WHOLE
 from tests import funnel_reference as ref
 from tests.factories import bearer, make_key, make_site, make_tenant
 
@@ -88,8 +89,9 @@ JOURNEY_FUNNELS = [
 
 def test_funnels_over_whole_days_read_journeys_and_match_the_reference(traffic, monkeypatch):
     """Daily visitors of one label with a window of a day or more: whole days with
-    journeys (PostgreSQL) answer from them, the edges from raw hits, and the sum
-    is the reference's; otherwise (SQLite, several labels, sessions) raw hits answer."""
+    journeys (PostgreSQL), and at the edges of a range of local days the part of a
+    UTC day in it, answer from them, other edges from raw hits, and the sum is the
+    reference's; otherwise (SQLite, several labels, sessions) raw hits answer."""
     tenant, data = traffic
     rollups.mark_existing()
     assert rollups.refresh_due(now=datetime(2024, 11, 7, 1, tzinfo=UTC)) > 0
@@ -97,9 +99,16 @@ def test_funnels_over_whole_days_read_journeys_and_match_the_reference(traffic, 
     read = journeys.level_counts
     monkeypatch.setattr(journeys, "level_counts", lambda *a: calls.append(a) or read(*a))
     postgres = db.session.get_bind().dialect.name == "postgresql"
+    # Local days: the range starts and ends inside UTC days, whose journeys of the
+    # part in the range (the TAIL of the first, the HEAD of the last) answer.
+    local_days = {"since": "2024-10-28", "until": "2024-11-04"}
+    if postgres:
+        parts = {p.part for p in rollups.pieces(parse_query(tenant.site, local_days), None, True)}
+        assert parts == {WHOLE, HEAD, TAIL}
     for args, steps, hours in product(
         [
             SPAN,
+            local_days,
             {**SPAN, "classification": "agent"},
             {"since": "2024-10-26T09:30:00", "until": "2024-11-03T12:00:00", "label": "bots"},
         ],
