@@ -104,54 +104,74 @@ def event_counts(
     return _raw_event_counts(q, key, limit=limit, sessions=sessions)
 
 
+Rows = list[dict[str, Any]]
+
+
 def _hit_parts(
     q: Query, key: ColumnElement[Any] | None, dimension: str | None, interval: str | None
-) -> list[list[dict[str, Any]]] | None:
+) -> list[Rows] | None:
     """event_counts as parts to add up: the roll-ups of whole days, the current day's
     roll-up with the shares of its visitors seen since the cut swapped (rollups.py),
     and the rest raw. None when roll-ups answer none of it."""
-    pieces = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS, RollupHit)
-    if pieces is None:
-        return None
     grouping = rollups.DAY if interval else dimension
 
-    def rolled(found: list[rollups.Piece]) -> list[dict[str, Any]]:
+    def rolled(found: list[rollups.Piece]) -> Rows:
         rows = rollups.hit_counts(q, grouping, found)
         return rollups.by_piece_bucket(rows, q, interval, found) if interval else rows
 
+    def open_day(part: Query) -> list[Rows] | None:
+        cut = rollups.open_cut(part)
+        if cut is None:
+            return None
+        pieces = _open_pieces(q, part, cut, grouping, interval, RollupHit)
+        if pieces is None:
+            return None
+        # With HEAD and TAIL, the HEAD is whole: only the TAIL has hits since the cut.
+        since = part if len(pieces) == 1 else part.window(pieces[-1].start, part.end)
+        return [rolled(pieces), *_swapped(since, cut, key)]
+
+    pieces = _covered(q, dimension, interval, rollups.HIT_DIMENSIONS, RollupHit)
+    return _parts(q, pieces, rolled, open_day, lambda part: _raw_event_counts(part, key))
+
+
+def _parts(
+    q: Query,
+    pieces: list[rollups.Piece] | None,
+    rolled: Callable[[list[rollups.Piece]], Rows],
+    open_day: Callable[[Query], list[Rows] | None],
+    raw: Callable[[Query], Rows],
+) -> list[Rows] | None:
+    """The parts of a range to add up: the roll-up `pieces`, and each span they leave
+    as a day not over (`open_day`, None when it cannot answer) or `raw`. None when
+    roll-ups answer none of it (`pieces` None: not this question at all)."""
+    if pieces is None:
+        return None
     parts = [rolled(pieces)] if pieces else []
     for part in rollups.not_covered(q, rollups.spans(pieces)):
-        today = _open_day(q, part, key, grouping, interval, rolled)
-        parts += today if today is not None else [_raw_event_counts(part, key)]
+        today = open_day(part)
+        parts += today if today is not None else [raw(part)]
     return parts if len(parts) > 1 or pieces else None
 
 
-def _open_day(
+def _open_pieces(
     q: Query,
     part: Query,
-    key: ColumnElement[Any] | None,
+    cut: datetime,
     grouping: str | None,
     interval: str | None,
-    rolled: Callable[[list[rollups.Piece]], list[dict[str, Any]]],
-) -> list[list[dict[str, Any]]] | None:
-    """A day not over (`part`, from its midnight) as its roll-up up to the cut plus the
-    swapped shares of the visitors seen since; None when it must be read raw.
-
-    In a series whose bucket changes within the day (a site in another zone), the
-    day's HEAD and its TAIL up to the cut are two pieces in two buckets."""
-    cut = rollups.open_cut(part)
-    if cut is None:
-        return None
+    table: Any,
+) -> list[rollups.Piece] | None:
+    """The pieces of the roll-up of a day not over (`part`, from its midnight, `cut`)
+    that answer: the day whole, or in a series whose bucket changes within the day (a
+    site in another zone) its HEAD and its TAIL up to the cut, in two buckets. None
+    when the day must be read raw."""
     whole = rollups.day_piece(part)
-    if rollups.by_client(q, grouping) and not rollups.partitioned(RollupHit, q, whole):
+    if rollups.by_client(q, grouping) and not rollups.partitioned(table, q, whole):
         return None
     if rollups.one_bucket(q, interval, part.start, part.end):
-        return [rolled(whole), *_swapped(part, cut, key)]
+        return whole
     halves = rollups.open_halves(part, cut)
-    if halves is None:
-        return None
-    head, tail = halves
-    return [rolled([head]), rolled([tail]), *_swapped(part.window(tail.start, part.end), cut, key)]
+    return list(halves) if halves is not None else None
 
 
 def _swapped(part: Query, cut: datetime, key: ColumnElement[Any] | None) -> list[Any]:
@@ -230,62 +250,44 @@ def _visit_parts(
     dimension: str | None,
     interval: str | None,
     visitors: bool,
-) -> list[list[dict[str, Any]]] | None:
+) -> list[Rows] | None:
     """visit_counts as parts to add up, as _hit_parts: whole days' roll-ups, the
     current day's settled visits with the visitors seen since swapped, the rest raw."""
-    pieces = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
-    if pieces is None:
-        return None
     grouping = rollups.DAY if interval else dimension
 
-    def rolled(found: list[rollups.Piece]) -> list[dict[str, Any]]:
+    def rolled(found: list[rollups.Piece]) -> Rows:
         rows = rollups.visit_counts(q, grouping, found)
         if interval is not None:
             rows = rollups.by_piece_bucket(rows, q, interval, found)
         return rows if visitors else [_without_visitors(row) for row in rows]
 
-    parts = [rolled(pieces)] if pieces else []
-    for part in rollups.not_covered(q, rollups.spans(pieces)):
-        today = _open_day_visits(q, part, key, grouping, interval, rolled, visitors)
-        parts += today if today is not None else [_raw_visit_counts(part, key, visitors=visitors)]
-    return parts if len(parts) > 1 or pieces else None
-
-
-def _open_day_visits(
-    q: Query,
-    part: Query,
-    key: ColumnElement[Any] | None,
-    grouping: str | None,
-    interval: str | None,
-    rolled: Callable[[list[rollups.Piece]], list[dict[str, Any]]],
-    visitors: bool,
-) -> list[list[dict[str, Any]]] | None:
-    """A day not over (`part`) as the visits its roll-up holds, those last seen before
-    `settled`, with the visitors seen since then swapped in from the raw visits: all
-    of their visits added, those the roll-up holds subtracted (they have not changed,
-    see rollups.note_written). Visitors of the rest are wholly in the roll-up, so
-    each visitor is counted once. None when the day must be read raw."""
-    found = rollups.open_settled(part)
-    if found is None:
-        return None
-    cut, settled = found
-    pieces = rollups.day_piece(part)
-    if rollups.by_client(q, grouping) and not rollups.partitioned(RollupVisit, q, pieces):
-        return None
-    if not rollups.one_bucket(q, interval, part.start, part.end):
-        halves = rollups.open_halves(part, cut)
-        if halves is None:
+    def open_day(part: Query) -> list[Rows] | None:
+        """The visits the day's roll-up holds (last seen before `settled`), with the
+        visitors seen since then swapped in from the raw visits: all of their visits
+        added, those the roll-up holds subtracted (they have not changed: see
+        rollups.note_written). Everyone else is wholly in the roll-up."""
+        found = rollups.open_settled(part)
+        if found is None:
             return None
-        pieces = list(halves)
-    swap = rollups.since_settled(part, settled)
-    if swap is None:
-        return [rolled(pieces)]
-    held = [*swap, VISITS.c.last_seen_at < settled]
-    return [
-        rolled(pieces),
-        _raw_visit_counts(part, key, visitors=visitors, also=swap),
-        _negated(_raw_visit_counts(part, key, visitors=visitors, also=held)),
-    ]
+        cut, settled = found
+        pieces = _open_pieces(q, part, cut, grouping, interval, RollupVisit)
+        if pieces is None:
+            return None
+        swap = rollups.since_settled(part, settled)
+        if swap is None:
+            return [rolled(pieces)]
+        held = [*swap, VISITS.c.last_seen_at < settled]
+        return [
+            rolled(pieces),
+            _raw_visit_counts(part, key, visitors=visitors, also=swap),
+            _negated(_raw_visit_counts(part, key, visitors=visitors, also=held)),
+        ]
+
+    def raw(part: Query) -> Rows:
+        return _raw_visit_counts(part, key, visitors=visitors)
+
+    pieces = _covered(q, dimension, interval, rollups.VISIT_DIMENSIONS, RollupVisit)
+    return _parts(q, pieces, rolled, open_day, raw)
 
 
 def _without_visitors(row: dict[str, Any]) -> dict[str, Any]:

@@ -1103,12 +1103,6 @@ def _open_roll_up(part: Query, with_journeys: bool = False) -> Any:
     return found if found is not None and found[0] <= part.end else None
 
 
-def day_run(part: Query) -> Runs:
-    """The run of the one day `part` starts on (for the roll-up of a day not over)."""
-    start = _midnight(_utc_day(part.start))
-    return [(start, start + timedelta(days=1))]
-
-
 def open_halves(part: Query, cut: datetime) -> tuple[Piece, Piece] | None:
     """The HEAD and TAIL of the roll-up of a day not over (with `open_cut` `cut`), when
     it has them at the site's midnight: the TAIL holds the hits up to the cut."""
@@ -1127,8 +1121,8 @@ def open_halves(part: Query, cut: datetime) -> tuple[Piece, Piece] | None:
 
 def day_piece(part: Query) -> list[Piece]:
     """The WHOLE piece of the one day `part` starts on (a day not over: its cut)."""
-    ((start, end),) = day_run(part)
-    return [Piece(start.date(), WHOLE, start, end)]
+    day = _utc_day(part.start)
+    return [Piece(day, WHOLE, _midnight(day), _midnight(day + timedelta(days=1)))]
 
 
 def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]] | None:
