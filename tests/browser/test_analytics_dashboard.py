@@ -245,6 +245,9 @@ def test_empty_overview_on_a_phone_in_dark_mode(
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"period=30d"), timeout=TIMEOUT)
+    # Every panel loads and says it has nothing, rather than staying busy or failing.
+    expect(page.locator("[aria-busy='true']")).to_have_count(0, timeout=TIMEOUT)
+    expect(page.locator("#panel-pages .empty-panel")).to_contain_text("Nothing in this range")
     screenshot(page, request)
     context.close()
 
