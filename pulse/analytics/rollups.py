@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -1125,6 +1125,23 @@ def day_piece(part: Query) -> list[Piece]:
     return [Piece(day, WHOLE, _midnight(day), _midnight(day + timedelta(days=1)))]
 
 
+def _visitor_match(recent: Any) -> Callable[[Any], ColumnElement[bool]] | None:
+    """A test "this visitor_id column is one of the ids `recent` selects", or None
+    when it selects none.
+
+    On PostgreSQL the ids themselves, not a subquery: planned against a subquery's
+    guess of a few rows, the visitor check becomes a nested loop over every pair."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        ids = list(db.session.scalars(recent))
+        if not ids:
+            return None
+        array = any_(literal(ids, ARRAY(BigInteger)))
+        return lambda column: column == array
+    if db.session.execute(recent.limit(1)).first() is None:
+        return None
+    return lambda column: column.in_(recent)
+
+
 def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]] | None:
     """Conditions on events keeping the hits of the visitors seen in [cut, part.end),
     or None when there are none (nothing to swap).
@@ -1135,7 +1152,7 @@ def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]] | None:
     visitor's hits of a day all lie in that visitor's visits seen that day.
     """
     recent = EVENTS.alias("recent")
-    tail: Any = (
+    tail = (
         select(recent.c.visitor_id)
         .where(
             recent.c.site_id == part.site_id,
@@ -1145,24 +1162,15 @@ def since_cut(part: Query, cut: datetime) -> list[ColumnElement[bool]] | None:
         )
         .distinct()
     )
-    if db.session.get_bind().dialect.name == "postgresql":
-        # The ids themselves, not a subquery: planned against a subquery's guess of a
-        # few rows, the visitor check becomes a nested loop over every pair.
-        ids = list(db.session.scalars(tail))
-        if not ids:
-            return None
-        tail = any_(literal(ids, ARRAY(BigInteger)))
-        visitor_in = [EVENTS.c.visitor_id == tail]
-        visits_in = VISITS.c.visitor_id == tail
-    else:
-        if db.session.execute(tail.limit(1)).first() is None:
-            return None
-        visitor_in = [EVENTS.c.visitor_id.in_(tail)]
-        visits_in = VISITS.c.visitor_id.in_(tail)
+    match = _visitor_match(tail)
+    if match is None:
+        return None
     their_visits = select(VISITS.c.id).where(
-        VISITS.c.site_id == part.site_id, visits_in, VISITS.c.last_seen_at >= part.start
+        VISITS.c.site_id == part.site_id,
+        match(VISITS.c.visitor_id),
+        VISITS.c.last_seen_at >= part.start,
     )
-    return [*visitor_in, EVENTS.c.session_id.in_(their_visits)]
+    return [match(EVENTS.c.visitor_id), EVENTS.c.session_id.in_(their_visits)]
 
 
 def since_settled(part: Query, settled: datetime) -> list[ColumnElement[bool]] | None:
@@ -1178,14 +1186,8 @@ def since_settled(part: Query, settled: datetime) -> list[ColumnElement[bool]] |
         .where(EVENTS.c.site_id == part.site_id, EVENTS.c.ts >= settled, EVENTS.c.ts < day_end)
         .distinct()
     )
-    if db.session.get_bind().dialect.name == "postgresql":
-        ids = list(db.session.scalars(recent))  # the ids themselves: see since_cut
-        if not ids:
-            return None
-        return [VISITS.c.visitor_id == any_(literal(ids, ARRAY(BigInteger)))]
-    if db.session.execute(recent.limit(1)).first() is None:
-        return None
-    return [VISITS.c.visitor_id.in_(recent)]
+    match = _visitor_match(recent)
+    return [match(VISITS.c.visitor_id)] if match is not None else None
 
 
 def days_of(site_id: int, start: date, end: date) -> list[date]:
