@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pulse.detection.scoring import PRIOR_LOG_ODDS, Evidence, Identity, probability, tier
@@ -91,7 +92,23 @@ def decide(
     log_odds: float = PRIOR_LOG_ODDS,
     fallback: Identity | None = None,
 ) -> Verdict:
-    """Add the evidence to `log_odds`, then name and label the result."""
+    """Add the evidence to `log_odds`, then name and label the result.
+
+    Memoised: traffic repeats a few combinations of evidence (one per browser and bot
+    seen), and evidence and verdicts are frozen values.
+    """
+    return _decide(tuple(items), client, declared, prefetch, log_odds, fallback)
+
+
+@lru_cache(maxsize=4096)
+def _decide(
+    items: tuple[Evidence, ...],
+    client: str | None,
+    declared: bool,
+    prefetch: bool,
+    log_odds: float,
+    fallback: Identity | None,
+) -> Verdict:
     total = log_odds + sum(item.llr for item in items)
     p_bot = probability(total)
     ordered = sorted(items, key=lambda item: -abs(item.llr))

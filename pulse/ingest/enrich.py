@@ -205,7 +205,23 @@ def _utm(query: str) -> dict[str, str | None]:
 
 
 def split_url(url: str | None) -> tuple[str, str, dict[str, str | None]]:
-    """(hostname, pathname, utm) of a page URL, normalised to fit the columns; never raises."""
+    """(hostname, pathname, utm) of a page URL, normalised to fit the columns; never raises.
+
+    Memoised (sites send the same few hundred URLs over and over); each call gets its
+    own utm dict.
+    """
+    if not isinstance(url, str) or len(url) > MAX_URL:
+        return _split_url(url)
+    hostname, pathname, utm = _split_url_cached(url)
+    return hostname, pathname, dict(utm)
+
+
+@lru_cache(maxsize=8192)
+def _split_url_cached(url: str) -> tuple[str, str, dict[str, str | None]]:
+    return _split_url(url)
+
+
+def _split_url(url: str | None) -> tuple[str, str, dict[str, str | None]]:
     if not url or not isinstance(url, str):
         return "", "/", dict.fromkeys(UTM_KEYS)
     text = safe_text(url.strip()[:MAX_URL])

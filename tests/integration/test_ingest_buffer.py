@@ -131,3 +131,26 @@ def test_a_batch_is_claimed_whole_and_a_failed_one_is_finished_first(buffered_ap
 def test_decode_parses_timestamps():
     [row] = buffer.decode([orjson.dumps([{"ts": "2026-03-02T09:00:00.250000+00:00"}])])
     assert row["ts"].isoformat() == "2026-03-02T09:00:00.250000+00:00"
+
+
+def test_the_admit_script_survives_a_script_flush_and_a_killed_connection(buffered_app):
+    """accept.admit holds its own connection: it reloads the script and reconnects."""
+    from pulse.ingest import accept
+
+    t = make_tenant("alpha")
+    client = buffered_app.test_client()
+    connection = buffer.connection()
+    send(client, {"site": t.site.site_key, "events": [pageview("/a", id="k1")]})
+    connection.script_flush()  # Redis restarted without its scripts: NOSCRIPT
+    send(client, {"site": t.site.site_key, "events": [pageview("/b", id="k2")]})
+    held = accept._held_connection(buffered_app.config["REDIS_URL"])
+    killed = connection.client_kill_filter(addr=_local_address(held), skipme=True)
+    assert killed == 1
+    send(client, {"site": t.site.site_key, "events": [pageview("/c", id="k3")]})
+    assert buffer.pending() == 3
+    assert buffer.drain_all(buffered_app) == 3 and count() == 3
+
+
+def _local_address(conn) -> str:
+    host, port = conn._sock.getsockname()[:2]
+    return f"{host}:{port}"

@@ -474,3 +474,12 @@ def test_engagement_score_bounds_and_monotony():
 )  # fmt: skip
 def test_engagement_score_always_in_range(pageviews, duration, engaged, scroll, events):
     assert 0.0 <= engagement_score(pageviews, duration, engaged, scroll, events) <= 100.0
+
+
+def test_split_url_is_memoised_but_each_caller_owns_its_utm():
+    url = "https://shop.example/p?utm_source=news&utm_medium=email"
+    first = split_url(url)
+    first[2]["utm_source"] = "changed by a caller"
+    second = split_url(url)
+    assert second[2]["utm_source"] == "news" and second[:2] == ("shop.example", "/p")
+    assert split_url("https://shop.example/" + "a" * 5000)[0] == "shop.example"
