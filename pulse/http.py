@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from typing import Any
@@ -32,7 +33,9 @@ API_CORS_HEADERS = {
 
 def request_id(incoming: str) -> str:
     """The caller's X-Request-ID when it looks like one, else a new id."""
-    return incoming if REQUEST_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
+    if incoming and REQUEST_ID.match(incoming):
+        return incoming
+    return "req_" + os.urandom(16).hex()  # uuid4's randomness without building a UUID
 
 
 class OrjsonProvider(JSONProvider):

@@ -107,7 +107,8 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
         raise ValidationFailed(
             "The body must be a JSON object.", errors={"body": ["Expected an object."]}
         )
-    if _contains_nul(data):
+    # JSON has no raw control characters: a NUL can only come from a \u0000 escape.
+    if b"\\u0000" in raw and _contains_nul(data):
         raise ValidationFailed(
             "Strings must not contain NUL characters.", errors={"body": ["NUL character."]}
         )

@@ -82,3 +82,24 @@ def test_passwords():
     assert not verify_password(digest, "wrong horse")
     assert not verify_password(None, "anything")
     assert not verify_password("not-a-hash", "anything")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "a\\u0000b"}',
+        b'{"props": {"k\\u0000": 1}}',
+        b'{"events": [{"props": {"deep": ["x", "\\u0000"]}}]}',
+    ],
+)
+def test_json_bodies_with_an_escaped_nul_anywhere_are_refused(raw):
+    from pulse.api.routing import decode_json_object
+
+    with pytest.raises(ValidationFailed):
+        decode_json_object(raw)
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul():
+    from pulse.api.routing import decode_json_object
+
+    assert decode_json_object(b'{"name": "a\\\\u0000b"}') == {"name": "a\\u0000b"}
