@@ -8,11 +8,12 @@ drainer that dies mid-batch leaves its list behind; any live drainer moves such
 orphaned lists back to the queue (their heartbeat key has expired). Writing is
 idempotent on event ids, so an item written twice is counted once.
 
-A batch is claimed in one round trip: a MULTI/EXEC of one LMOVE per item (atomic,
-and the append-only file logs a few bytes per item, where a Lua script's RPUSH would
-log every item a second time), sized from the recent item size to about MAX_BYTES.
-After a failed batch the drainer first finishes the list it holds. Only an empty
-queue costs a second, blocking, call.
+A batch is claimed in one round trip: a Lua script (CLAIM_LUA) renews the drainer's
+heartbeat, returns what its processing list holds and LMOVEs items onto it until the
+queue is empty or the batch is full, sized from the recent item size to about
+MAX_BYTES. Scripts are replicated by their effects, so the append-only file logs one
+short LMOVE per item, never the item again. After a failed batch the drainer first
+finishes the list it holds. Only an empty queue costs a second, blocking, call.
 """
 
 from __future__ import annotations
@@ -45,6 +46,24 @@ FIRST_ITEM_BYTES = 90_000.0  # a guess at an item's size until one has been seen
 # costs PostgreSQL and the drainer several times less per event. Events are durable in
 # Redis meanwhile; they are stored at most this much later.
 LINGER_SECONDS = 0.2
+
+# KEYS: queue, our processing list, our heartbeat. ARGV: items to move at most,
+# heartbeat TTL. Returns {moved, held..., taken...}: what the list held before, then
+# what was moved now; stops at the first empty LMOVE (a MULTI of fixed size sent one
+# LMOVE per possible item, most of them for nothing when single events trickle in).
+CLAIM_LUA = """
+redis.call("SET", KEYS[3], "1", "EX", tonumber(ARGV[2]))
+local items = redis.call("LRANGE", KEYS[2], 0, -1)
+local moved = 0
+for _ = 1, tonumber(ARGV[1]) do
+  local item = redis.call("LMOVE", KEYS[1], KEYS[2], "LEFT", "RIGHT")
+  if not item then break end
+  moved = moved + 1
+  items[#items + 1] = item
+end
+table.insert(items, 1, moved)
+return items
+"""
 
 _connections: dict[str, Redis] = {}
 _persists: dict[str, tuple[float, bool]] = {}
@@ -104,6 +123,7 @@ class Drainer:
         self.item_bytes = FIRST_ITEM_BYTES  # running mean of claimed items' sizes
         self.unfinished = True  # our processing list may hold items: finish them first
         self.queue_emptied = False  # the last claim took all the queue had
+        self._claim_script = self.redis().register_script(CLAIM_LUA)
 
     def redis(self) -> Redis:
         return connection(self.app.config["REDIS_URL"])
@@ -132,17 +152,13 @@ class Drainer:
                 return held
             self.unfinished = False
         count = max(1, min(self.max_items, int(self.max_bytes / self.item_bytes)))
-        pipe = redis.pipeline(transaction=True)
-        pipe.set(HEARTBEAT + self.name, "1", ex=HEARTBEAT_TTL)
-        pipe.lrange(self.processing, 0, -1)  # the item BLMOVE gave us, if any
-        for _ in range(count):
-            pipe.lmove(QUEUE, self.processing, "LEFT", "RIGHT")
-        _, held, *moved = pipe.execute()
-        taken = [item for item in moved if item is not None]
-        self.queue_emptied = len(taken) < count
+        moved, *items = self._claim_script(
+            keys=[QUEUE, self.processing, HEARTBEAT + self.name], args=[count, HEARTBEAT_TTL]
+        )
+        taken = items[len(items) - moved :] if moved else []  # after the item BLMOVE gave us
+        self.queue_emptied = moved < count
         if taken:
             self.item_bytes = max(100.0, sum(map(len, taken)) / len(taken))
-        items = held + taken
         self.unfinished = bool(items)  # until drain_once has written and released them
         return items
 

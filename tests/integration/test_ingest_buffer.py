@@ -109,7 +109,7 @@ def test_a_batch_is_claimed_whole_and_a_failed_one_is_finished_first(buffered_ap
         send(client, {"site": t.site.site_key, "events": [pageview(f"/{n}", id=f"e{n}")]})
     connection = buffer.connection()
     drainer = buffer.Drainer(buffered_app, max_items=10)
-    assert len(drainer.claim()) == 10  # one MULTI/EXEC: ten items moved at once
+    assert len(drainer.claim()) == 10  # one script call: ten items moved at once
     assert connection.llen(drainer.processing) == 10 and buffer.pending() == 20
 
     def fail(rows):
@@ -154,3 +154,20 @@ def test_the_admit_script_survives_a_script_flush_and_a_killed_connection(buffer
 def _local_address(conn) -> str:
     host, port = conn._sock.getsockname()[:2]
     return f"{host}:{port}"
+
+
+def test_a_claim_takes_what_is_there_after_the_item_already_held(buffered_app):
+    t = make_tenant("alpha")
+    client = buffered_app.test_client()
+    for n in range(4):
+        send(client, {"site": t.site.site_key, "events": [pageview(f"/{n}", id=f"h{n}")]})
+    connection = buffer.connection()
+    drainer = buffer.Drainer(buffered_app, max_items=50)
+    drainer.unfinished = False
+    first = connection.blmove(buffer.QUEUE, drainer.processing, 1, "LEFT", "RIGHT")
+    items = drainer.claim()
+    assert items[0] == first and len(items) == len(set(items)) == 4
+    assert drainer.queue_emptied and buffer.pending() == 0
+    assert connection.llen(drainer.processing) == 4
+    assert connection.ttl(buffer.HEARTBEAT + drainer.name) > 0
+    assert drainer.drain_once(block_seconds=0.01) == 4 and count() == 4
