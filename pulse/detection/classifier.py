@@ -7,6 +7,7 @@ as absent (or, for the user agent, as missing) rather than raising.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from pulse.detection.headers import header_evidence, is_prefetch
@@ -18,6 +19,10 @@ from pulse.detection.verdict import Verdict, decide
 
 _MAX_HEADERS = 200
 _MAX_HEADER_VALUE = 4096
+# Bigger inputs are classified uncached (the request facts keep values to 512).
+_MEMO_UA = 1024
+_MEMO_HEADERS = 24
+_MEMO_VALUE = 512
 
 
 def _lower_headers(headers: Any) -> dict[str, str] | None:
@@ -56,7 +61,43 @@ def classify(
     `headers` None means "not observed" (no header evidence at all), while an empty
     mapping means the request really had none. `ip` is only matched against cloud
     ranges and never kept.
+
+    Without browser signals, the verdict depends on the user agent, the headers and the
+    IP's cloud provider only: those are memoised (a visitor's requests repeat them, and
+    most visitors share a few browsers), keyed on the provider, not the IP.
     """
+    provider = cloud_provider(ip)
+    if signals is None and _memoisable(user_agent, headers):
+        return _classify_memo(user_agent, tuple(headers.items()), provider)  # type: ignore[arg-type, union-attr]
+    return _classify(user_agent, headers, signals, provider)
+
+
+def _memoisable(user_agent: object, headers: object) -> bool:
+    """Text of bounded size only, so the memo stays small whatever is sent."""
+    return (
+        type(user_agent) is str
+        and len(user_agent) <= _MEMO_UA
+        and type(headers) is dict
+        and len(headers) <= _MEMO_HEADERS
+        and all(
+            type(k) is str and type(v) is str and len(v) <= _MEMO_VALUE for k, v in headers.items()
+        )
+    )
+
+
+@lru_cache(maxsize=4096)
+def _classify_memo(
+    user_agent: str, header_items: tuple[tuple[str, str], ...], provider: str | None
+) -> Verdict:
+    return _classify(user_agent, dict(header_items), None, provider)
+
+
+def _classify(
+    user_agent: str | None,
+    headers: Mapping[str, str] | None,
+    signals: Mapping[str, Any] | None,
+    provider: str | None,
+) -> Verdict:
     ua = inspect(user_agent)
     items = list(ua.evidence)
     prefetch = False
@@ -68,7 +109,6 @@ def classify(
             items.append(
                 evidence("hdr.prefetch", "speculative prefetch or prerender, not a pageview")
             )
-    provider = cloud_provider(ip)
     if provider:
         items.append(evidence("ip.datacenter", f"client IP is in {provider} cloud range"))
     if isinstance(signals, Mapping):

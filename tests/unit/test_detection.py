@@ -617,3 +617,28 @@ def test_common_browser_case_is_fast():
         classify(CHROME_WINDOWS, headers, ip="203.0.113.9")
     per_call = (time.perf_counter() - started) / calls
     assert per_call < 500e-6  # target is well under 50 µs; this only catches gross regressions
+
+
+@pytest.mark.parametrize(
+    ("ua", "headers", "ip"),
+    [
+        (CHROME_WINDOWS, chrome_headers("Windows", False), "81.2.69.142"),
+        (CHROME_WINDOWS, chrome_headers("Windows", False), AWS_IP),
+        (CHROME_WINDOWS, {"Accept": HTML_ACCEPT}, None),
+        (HEADLESS_CHROME, dict(BASE_HEADERS), "81.2.69.142"),
+        (CHROME_MAC, {}, None),
+        ("x" * 2000, dict(BASE_HEADERS), None),  # too big for the memo
+        (CHROME_MAC, {"Accept": ["not", "text"]}, None),  # unhashable: classified uncached
+    ],
+)
+def test_memoised_verdicts_equal_fresh_ones_and_key_on_the_provider(ua, headers, ip):
+    from pulse.detection.classifier import _classify
+
+    fresh = _classify(ua, headers, None, cloud_provider(ip))
+    assert classify(ua, headers, ip=ip) == fresh
+    assert classify(ua, dict(headers), ip=ip) == fresh  # the second call comes from the memo
+    if ip == AWS_IP:  # another address of the same provider: the same verdict, with the reason
+        other = classify(ua, headers, ip="3.5.140.3")
+        assert other == fresh and any("cloud range" in r for r in other.reasons)
+    else:  # the same request from a cloud address is not served the memo of a home address
+        assert classify(ua, headers, ip=AWS_IP).log_odds > fresh.log_odds
