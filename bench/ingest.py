@@ -2,22 +2,25 @@
 
     .venv/bin/python bench/ingest.py [--duration 15] [--configs sync4,sync5,gthread2x4]
 
-Loopback only, bounded in time (about 80 s per gunicorn configuration at the default
+Loopback only, bounded in time (about 2.5 min per gunicorn configuration at the default
 15 s per phase). Creates a throwaway PostgreSQL database (CREATE DATABASE on
 BENCH_POSTGRES_URL, default the local test server; dropped at the end) and starts its
 own redis-server on a free port (append-only file, fsync every second, in a temporary
 folder), then for each gunicorn configuration:
 
-  1. (d) first, on a quiet machine: bench/apps/minimal.py (`POST /min` -> 204) under
-     that configuration, for --duration seconds;
-  2. `gunicorn wsgi:app` with that configuration, plus one `pulse worker` (the drainer)
-     for the whole run; an account, an enterprise-tier team and a site over HTTP; then
-     (a) `POST /api/v1/track`, one event a request, for --duration seconds;
+  1. bench/apps/minimal.py (`POST /min` -> 204) and `gunicorn wsgi:app`, both under
+     that configuration, plus one `pulse worker` (the drainer) for the whole run; an
+     account, an enterprise-tier team and a site over HTTP;
+  2. --rounds rounds (default 3) of: (d) the minimal app for --duration seconds, then
+     (a) `POST /api/v1/track`, one event a request, for --duration seconds. Each (a) is
+     compared with the (d) just before it, and the median of the rounds is the figure:
+     the machine's speed drifts over minutes, by up to half on a shared host;
   3. (b) `POST /api/v1/track/batch`, 100 events a request, for --duration seconds;
      events/s accepted (202s x 100 / duration) and events/s stored (stored rows /
      time from the start of the phase until the queue and processing lists are empty);
-  4. (c) peak RSS (VmHWM) of the gunicorn workers and of the pulse worker, and the
-     ratio single-event ingest / minimal.
+  4. (c) peak RSS (VmHWM) of the gunicorn workers and of the pulse worker.
+The ratio is also given by CPU: total CPU per minimal request (gunicorn + wrk) over
+total CPU per single event (every process: gunicorn, drainer, Redis, PostgreSQL, wrk).
 Between phases it waits for the queue to empty and runs VACUUM (ANALYZE), so neither
 the drainer nor autovacuum eats into the next phase's CPU.
 
@@ -51,6 +54,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,13 +156,27 @@ class Load:
 @dataclass
 class Figures:
     config: str
-    single: Load | None = None
+    # One (a) single-event phase and one (d) minimal-app phase per round, alternating.
+    single: list[Load] = field(default_factory=list)
+    minimal: list[Load] = field(default_factory=list)
+    # Total CPU µs per single event (every process) and per minimal request (gunicorn
+    # and wrk: the minimal app's own cost), one per round.
+    single_cpu: list[float] = field(default_factory=list)
+    minimal_cpu: list[float] = field(default_factory=list)
     batch: Load | None = None
     batch_stored: int = 0
     stored_seconds: float = 0.0
-    minimal: Load | None = None
     gunicorn_rss_mb: list[float] = field(default_factory=list)
     cpu: list[str] = field(default_factory=list)
+
+    def ratios(self) -> list[float]:
+        return [
+            a.ok_per_second / d.ok_per_second
+            for a, d in zip(self.single, self.minimal, strict=True)
+        ]
+
+    def cpu_ratios(self) -> list[float]:
+        return [d / a for a, d in zip(self.single_cpu, self.minimal_cpu, strict=True) if a]
 
 
 class Bench:
@@ -447,38 +465,43 @@ class Bench:
             conn.execute("VACUUM (ANALYZE) events, visits")
 
     def run_config(self, config: str) -> Figures:
+        """Both apps up at once; (d) and (a) alternate for --rounds rounds, then (b).
+
+        The machine's speed drifts over minutes (other tenants of the host), so each (a)
+        is compared with the (d) just before it, and the median of the rounds is kept.
+        """
         figures = Figures(config)
         seconds = self.args.duration
-        # The minimal app first, on a quiet machine (no drainer or vacuum at work).
-        port = free_port()
-        minimal = self.gunicorn("minimal:app", config, port, ["--pythonpath", "bench/apps"])
-        try:
-            self.wrk(port, "/min", 1, 2)
-            before = cpu_snapshot(self, minimal.pid)
-            figures.minimal = self.wrk(port, "/min", 1, seconds)
-            after = cpu_snapshot(self, minimal.pid)
-            used = cpu_line(before, after, figures.minimal.requests, "request")
-            figures.cpu.append("(d) " + used)
-        finally:
-            self.stop(minimal)
-
-        port = free_port()
+        minimal_port, port = free_port(), free_port()
+        minimal = self.gunicorn("minimal:app", config, minimal_port, ["--pythonpath", "bench/apps"])
         proc = self.gunicorn("wsgi:app", config, port)
         try:
             if not self.site_key:
                 self.set_up_site(port)
             self.smoke(port)
-            self.wrk(port, "/api/v1/track", 1, 2)  # warm-up: imports, caches, connections
-            self.wait_drained(120)
-            self.settle()
+            self.wrk(minimal_port, "/min", 1, 2)  # warm-ups: imports, caches, connections
+            self.wrk(port, "/api/v1/track", 1, 2)
+            for round_ in range(self.args.rounds):
+                self.wait_drained(180)
+                self.settle()
+                before = cpu_snapshot(self, minimal.pid)
+                load = self.wrk(minimal_port, "/min", 1, seconds)
+                after = cpu_snapshot(self, minimal.pid)
+                figures.minimal.append(load)
+                figures.minimal_cpu.append(cpu_total(before, after, load.requests, MINIMAL_ROLES))
+                line = cpu_line(before, after, load.requests, "request")
+                figures.cpu.append(f"(d{round_ + 1}) {line}")
 
-            profiling = self.profile_start("single", proc.pid, seconds)
-            before = cpu_snapshot(self, proc.pid)
-            figures.single = self.wrk(port, "/api/v1/track", 1, seconds)
-            self.profile_finish(profiling, figures.single.requests, 1)
-            self.wait_drained(180)
-            after = cpu_snapshot(self, proc.pid)
-            figures.cpu.append("(a) " + cpu_line(before, after, figures.single.requests, "event"))
+                profiling = self.profile_start("single", proc.pid, seconds) if not round_ else []
+                before = cpu_snapshot(self, proc.pid)
+                load = self.wrk(port, "/api/v1/track", 1, seconds)
+                self.profile_finish(profiling, load.requests, 1)
+                self.wait_drained(180)  # the drainer's share of (a) is part of its cost
+                after = cpu_snapshot(self, proc.pid)
+                figures.single.append(load)
+                figures.single_cpu.append(cpu_total(before, after, load.requests))
+                line = cpu_line(before, after, load.requests, "event")
+                figures.cpu.append(f"(a{round_ + 1}) {line}")
             self.settle()
 
             before = self.stored()
@@ -498,6 +521,7 @@ class Bench:
             self.settle()
         finally:
             self.stop(proc)
+            self.stop(minimal)
         if self.worker is not None:
             self.worker_rss_mb = max(self.worker_rss_mb, peak_rss_mb(self.worker.pid))
         return figures
@@ -563,6 +587,16 @@ def cpu_snapshot(bench: Bench, master: int) -> dict[str, float]:
     }
 
 
+MINIMAL_ROLES = ("gunicorn", "wrk")  # the pulse worker idles (or starts up) meanwhile
+
+
+def cpu_total(
+    before: dict[str, float], after: dict[str, float], units: int, roles: tuple[str, ...] = ()
+) -> float:
+    """CPU µs per request or event of `roles` together (all of them by default)."""
+    return sum(after[r] - before[r] for r in roles or tuple(before)) * 1e6 / max(1, units)
+
+
 def cpu_line(before: dict[str, float], after: dict[str, float], units: int, unit: str) -> str:
     used = {role: after[role] - before[role] for role in before}
     parts = ", ".join(f"{role} {seconds * 1e6 / units:.0f}" for role, seconds in used.items())
@@ -615,10 +649,21 @@ def report(results: list[Figures], worker_rss_mb: float) -> None:
         f"{'p99 ms':>8}  notes"
     )
     for f in results:
-        assert f.single and f.batch and f.minimal
+        assert f.single and f.minimal and f.batch
         stored_rate = f.batch_stored / f.stored_seconds if f.stored_seconds else 0.0
-        rows = [
-            ("(a) POST /api/v1/track, 1 event", f.single, f.single.ok_per_second, ""),
+        rows: list[tuple[str, Load | None, float | None, str]] = []
+        for n, (single, minimal) in enumerate(zip(f.single, f.minimal, strict=True), 1):
+            rows.append((f"(d{n}) POST /min (minimal Flask app)", minimal, None, ""))
+            ratio = single.ok_per_second / minimal.ok_per_second
+            rows.append(
+                (
+                    f"(a{n}) POST /api/v1/track, 1 event",
+                    single,
+                    single.ok_per_second,
+                    f"{ratio:.0%} of (d{n})",
+                )
+            )
+        rows += [
             (
                 f"(b) POST /api/v1/track/batch, {BATCH}",
                 f.batch,
@@ -631,7 +676,6 @@ def report(results: list[Figures], worker_rss_mb: float) -> None:
                 stored_rate,
                 f"{f.batch_stored} events stored {f.stored_seconds:.1f} s after the phase began",
             ),
-            ("(d) POST /min (minimal Flask app)", f.minimal, None, ""),
         ]
         for name, load, events, note in rows:
             extra = [note] if note else []
@@ -646,16 +690,22 @@ def report(results: list[Figures], worker_rss_mb: float) -> None:
                 else f"{'':>9} {events_text} {'':>8} {'':>8}"
             )
             print(f"{f.config:<12} {name:<38} {numbers}  {', '.join(extra)}")
-        ratio = f.single.ok_per_second / f.minimal.ok_per_second
-        rss = ", ".join(f"{r:.0f}" for r in f.gunicorn_rss_mb)
+        ratios = ", ".join(f"{r:.0%}" for r in f.ratios())
+        cpu_ratios = ", ".join(f"{r:.0%}" for r in f.cpu_ratios())
         print(
-            f"{f.config:<12} ratio single-event ingest / minimal = {ratio:.0%} (target >= 60%); "
-            f"peak RSS of gunicorn workers: {rss} MB"
+            f"{f.config:<12} ratio single-event ingest / minimal: median {median(f.ratios()):.0%} "
+            f"(rounds {ratios}; target >= 60%)"
         )
+        print(
+            f"{'':<12} by CPU (minimal: gunicorn + wrk per request; ingest: every process per "
+            f"event): median {median(f.cpu_ratios()):.0%} (rounds {cpu_ratios})"
+        )
+        rss = ", ".join(f"{r:.0f}" for r in f.gunicorn_rss_mb)
+        print(f"{'':<12} peak RSS of gunicorn workers: {rss} MB")
         for line in f.cpu:
             print(f"{'':<12} {line}")
     print(f"{'':<12} peak RSS of the pulse worker (drainer + RQ): {worker_rss_mb:.0f} MB")
-    best = max(results, key=lambda r: r.single.ok_per_second if r.single else 0)
+    best = max(results, key=lambda r: median(r.ratios()))
     stored_best = max(results, key=lambda r: r.batch_stored / (r.stored_seconds or 1))
     print(
         f"\nbest single-event configuration: {best.config} "
@@ -679,10 +729,14 @@ def main() -> None:
         default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
         help="a server where this may CREATE (and DROP) a throwaway database",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating (d)/(a) rounds per configuration"
+    )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the first configuration")
     args = parser.parse_args()
     args.duration = max(1.0, min(args.duration, 60.0))
+    args.rounds = max(1, min(args.rounds, 10))
     args.connections = max(1, min(args.connections, 256))
     args.visitors = max(1, min(args.visitors, 2**24))
     args.drain_limit = max(10.0, min(args.drain_limit, 600.0))
