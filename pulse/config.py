@@ -18,6 +18,13 @@ VERSION = "0.1.0"
 ENVIRONMENTS = ("development", "production", "test")
 
 
+def limiter_storage_uri(uri: str) -> str:
+    """Flask-Limiter's name for a Redis URL: a Unix socket is `redis+unix://` there."""
+    if uri.startswith("unix://"):
+        return "redis+unix://" + uri[len("unix://") :]
+    return uri
+
+
 def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
@@ -104,6 +111,7 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])
     if config.get("REDIS_URL") and "RATELIMIT_STORAGE_URI" not in overrides:
         config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+    config["RATELIMIT_STORAGE_URI"] = limiter_storage_uri(config["RATELIMIT_STORAGE_URI"])
 
     uri = config["SQLALCHEMY_DATABASE_URI"]
     if uri.startswith("postgresql"):

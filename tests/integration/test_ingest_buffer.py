@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -171,3 +172,73 @@ def test_a_claim_takes_what_is_there_after_the_item_already_held(buffered_app):
     assert connection.llen(drainer.processing) == 4
     assert connection.ttl(buffer.HEARTBEAT + drainer.name) > 0
     assert drainer.drain_once(block_seconds=0.01) == 4 and count() == 4
+
+
+@pytest.fixture
+def unix_socket_redis(tmp_path):
+    """A redis-server of our own on a Unix socket, with an append-only file."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is needed (the Redis of CI provides it)"
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(tmp_path),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(unix_socket_path=str(sock))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # polling for start-up, not ordering
+        yield f"unix://{sock}?db=0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_redis_on_a_unix_socket_buffers_and_limits(settings, unix_socket_redis):
+    """REDIS_URL=unix://... serves the buffer, the admit script and Flask-Limiter alike."""
+    overrides = {
+        "INGEST_BUFFER_REQUIRE_AOF": True,
+        "RATELIMIT_ENABLED": True,
+        "RATELIMIT_STORAGE_URI": unix_socket_redis,
+    }
+    with redis_app(settings, unix_socket_redis, **overrides) as app:
+        assert app.config["RATELIMIT_STORAGE_URI"].startswith("redis+unix://")
+        t = make_tenant("alpha")
+        client = app.test_client()
+        statuses = [
+            send(
+                client,
+                {"site": t.site.site_key, "events": [pageview(f"/{n}", id=f"u{n}")]},
+                path="/api/v1/track/batch",
+            ).status_code
+            for n in range(31)
+        ]
+        assert statuses == [202] * 30 + [429]  # seed 001: 30 batches a minute per IP
+        assert buffer.pending() == 30
+        assert buffer.drain_all(app) == 30 and count() == 30
+        assert client.get("/api/health").status_code == 200
