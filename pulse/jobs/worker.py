@@ -58,8 +58,23 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
             return worker.work(burst=burst, with_scheduler=True)
     finally:
         # SIGTERM: RQ finishes its job, then the drainer finishes its batch.
-        if drainer is not None:
-            drainer.stop()
+        try:
+            if drainer is not None:
+                drainer.stop()
+        finally:
+            ignore_late_stop_signals()
+
+
+def ignore_late_stop_signals() -> None:
+    """Ignore SIGTERM and SIGINT once the worker has nothing left to stop.
+
+    A supervisor may repeat its SIGTERM. Python puts the default action back on the
+    signals it handles while the interpreter shuts down, so a repeat landing then
+    would kill a worker that had already finished cleanly, and report it as killed
+    (exit -15). An ignored signal stays ignored through that shutdown.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def run_cron(app: Flask) -> None:

@@ -16,6 +16,7 @@ they leave behind) are signalled, by PID.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -484,6 +485,32 @@ def test_sigterm_to_gunicorn_and_worker_mid_stream_loses_nothing(
     finally:
         stack.close()
         redis.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_worker_sent_sigterm_over_and_over_still_exits_cleanly(
+    tmp_path: Path, database: str, redis_db: str
+) -> None:
+    """A supervisor that repeats its SIGTERM until the worker is gone.
+
+    A repeat during interpreter shutdown used to meet Python's restored default action
+    and turn a finished, clean exit into "killed by SIGTERM" (-15).
+    """
+    stack = make_stack(tmp_path, database, redis_db, **BUFFER_IN_SHARED_REDIS)
+    try:
+        worker = stack.worker()
+        deadline = time.monotonic() + 45
+        signals = 0
+        while worker.poll() is None and time.monotonic() < deadline:
+            worker.send_signal(signal.SIGTERM)
+            signals += 1
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(timeout=0.02)
+        assert worker.poll() == 0, f"exit {worker.poll()} after {signals} SIGTERMs\n{stack.logs()}"
+        assert signals > 10  # the repeats covered the whole shutdown, not just its start
+    finally:
+        stack.close()
 
 
 @pytest.mark.postgres
