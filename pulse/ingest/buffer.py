@@ -142,19 +142,14 @@ class Drainer:
 
     def claim(self) -> list[bytes]:
         """Our unfinished items, or what we hold plus a batch from the queue: one round trip."""
-        redis = self.redis()
+        keys = [QUEUE, self.processing, HEARTBEAT + self.name]
         if self.unfinished:
-            pipe = redis.pipeline(transaction=False)
-            pipe.set(HEARTBEAT + self.name, "1", ex=HEARTBEAT_TTL)
-            pipe.lrange(self.processing, 0, -1)
-            held = pipe.execute()[1]
+            _, *held = self._claim_script(keys=keys, args=[0, HEARTBEAT_TTL])  # moves none
             if held:
                 return held
             self.unfinished = False
         count = max(1, min(self.max_items, int(self.max_bytes / self.item_bytes)))
-        moved, *items = self._claim_script(
-            keys=[QUEUE, self.processing, HEARTBEAT + self.name], args=[count, HEARTBEAT_TTL]
-        )
+        moved, *items = self._claim_script(keys=keys, args=[count, HEARTBEAT_TTL])
         taken = items[len(items) - moved :] if moved else []  # after the item BLMOVE gave us
         self.queue_emptied = moved < count
         if taken:
