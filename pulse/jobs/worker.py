@@ -66,11 +66,11 @@ def run_worker(app: Flask, queues: list[str] | None = None, burst: bool = False)
 
 
 def ignore_late_stop_signals() -> None:
-    """Ignore SIGTERM and SIGINT once the worker has nothing left to stop.
+    """Ignore SIGTERM and SIGINT once the process has nothing left to stop.
 
     A supervisor may repeat its SIGTERM. Python puts the default action back on the
     signals it handles while the interpreter shuts down, so a repeat landing then
-    would kill a worker that had already finished cleanly, and report it as killed
+    would kill a process that had already finished cleanly, and report it as killed
     (exit -15). An ignored signal stays ignored through that shutdown.
     """
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -85,6 +85,19 @@ def run_cron(app: Flask) -> None:
 
     if not app.config.get("REDIS_URL"):
         raise SystemExit("pulse cron needs REDIS_URL.")
-    scheduler = CronScheduler(connection=redis_connection(app), name=f"pulse-cron-{os.getpid()}")
+
+    class PulseCronScheduler(CronScheduler):
+        def _request_stop(self, signum: int, frame: object) -> None:
+            # Stopping only unregisters the scheduler: a repeated signal has nothing to
+            # force, and raised again during that teardown it would end in a traceback.
+            ignore_late_stop_signals()
+            super()._request_stop(signum, frame)
+
+    scheduler = PulseCronScheduler(
+        connection=redis_connection(app), name=f"pulse-cron-{os.getpid()}"
+    )
     register_all(scheduler)
-    scheduler.start()
+    try:
+        scheduler.start()
+    finally:
+        ignore_late_stop_signals()

@@ -8,6 +8,7 @@ Waits are bounded polls on a condition, never fixed sleeps.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import json
 import os
@@ -339,6 +340,38 @@ def test_pulse_cron_registers_the_periodic_jobs(tmp_path: Path, redis_db: str) -
     assert cron.returncode == 0, procs.logs()
     # A stopped scheduler unregisters itself.
     assert all(s.name != f"pulse-cron-{cron.pid}" for s in CronScheduler.all(conn))
+
+
+@pytest.mark.redis
+def test_pulse_cron_sent_sigterm_over_and_over_exits_cleanly_and_unregisters(
+    tmp_path: Path, redis_db: str
+) -> None:
+    """A supervisor repeating SIGTERM: the repeats must not cut the teardown short."""
+    conn = Redis.from_url(redis_db)
+    procs = Processes(tmp_path)
+    env = process_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'cron.db'}", REDIS_URL=redis_db, BASE_URL="http://x"
+    )
+    try:
+        cron = procs.start("cron", [console_script("pulse"), "cron"], env)
+        name = f"pulse-cron-{cron.pid}"
+        wait_for(
+            lambda: any(s.name == name for s in CronScheduler.all(conn)),
+            60,
+            "pulse cron to register",
+            procs=procs,
+        )
+        deadline = time.monotonic() + 30
+        signals = 0
+        while cron.poll() is None and time.monotonic() < deadline:
+            cron.send_signal(signal.SIGTERM)
+            signals += 1
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                cron.wait(timeout=0.01)
+    finally:
+        procs.stop()
+    assert cron.returncode == 0, f"exit {cron.returncode} after {signals} SIGTERMs\n{procs.logs()}"
+    assert all(s.name != name for s in CronScheduler.all(conn))
 
 
 @pytest.mark.postgres
