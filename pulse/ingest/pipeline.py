@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pydantic
@@ -106,6 +106,30 @@ def client_columns(user_agent: str, verdict: Verdict) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Client:
+    """What an item's client yields: its verdict's columns, country and visitor ids.
+
+    Within one request these depend only on the IP and user agent (forwarded by a
+    server, or the request's own, with its headers and signals), so the items of a
+    batch from one client share them: classifying, parsing the user agent, the country
+    lookup and the visitor hash were half the cost of preparing a batched event.
+    """
+
+    prefetch: bool
+    columns: dict[str, Any]
+    country: str | None
+    visitor_ids: dict[date, int] = field(default_factory=dict)
+
+    def visitor_id(self, day: date, today: date, site_id: int, ip: str, user_agent: str) -> int:
+        """The visitor id of this client on `day` (each day has its own salt)."""
+        known = self.visitor_ids.get(day)
+        if known is None:
+            salt = salts.salt_for_event(day, today)
+            known = self.visitor_ids[day] = enrich.visitor_id(salt, site_id, ip, user_agent)
+        return known
+
+
 def prepare_item(
     raw: Any,
     sender: Sender,
@@ -114,8 +138,13 @@ def prepare_item(
     behaviour: dict[str, Any] | None,
     *,
     max_age: timedelta = BACKFILL_LIMIT,
+    clients: dict[tuple[str, str, bool], Client] | None = None,
 ) -> dict[str, Any] | None:
-    """One row for the events table, or None for a prefetch; raises ItemRejected."""
+    """One row for the events table, or None for a prefetch; raises ItemRejected.
+
+    `clients` carries what earlier items of the same request found out about their
+    client (see `Client`); without it, everything is worked out afresh.
+    """
     if not isinstance(raw, dict):
         raise ItemRejected("validation_failed", "Each event must be a JSON object.")
     try:
@@ -139,8 +168,14 @@ def prepare_item(
     forwarded = sender.server and (event.ip or event.user_agent)
     ip = event.ip or facts.ip
     user_agent = event.user_agent or facts.user_agent
-    verdict = classify(user_agent, None if forwarded else facts.headers, signals, ip)
-    if verdict.prefetch and event.name == "pageview":
+    key = (ip, user_agent, bool(forwarded))
+    client = clients.get(key) if clients is not None else None
+    if client is None:
+        verdict = classify(user_agent, None if forwarded else facts.headers, signals, ip)
+        client = Client(verdict.prefetch, client_columns(user_agent, verdict), geo.country_for(ip))
+        if clients is not None:
+            clients[key] = client
+    if client.prefetch and event.name == "pageview":
         return None
     hostname, pathname, utm = enrich.split_url(url)
     ref = referrers.classify_referrer(event.referrer, hostname, utm)
@@ -153,11 +188,8 @@ def prepare_item(
         "ts": ts,
         "name": event.name,
         "session_id": event.session_id or "",
-        "visitor_id": enrich.visitor_id(
-            salts.salt_for_event(ts.date(), facts.received_at.date()),
-            sender.site_id,
-            ip,
-            user_agent,
+        "visitor_id": client.visitor_id(
+            ts.date(), facts.received_at.date(), sender.site_id, ip, user_agent
         ),
         "user_id": event.user_id,
         "hostname": hostname,
@@ -171,8 +203,10 @@ def prepare_item(
         "utm_campaign": utm.get("utm_campaign"),
         "utm_term": utm.get("utm_term"),
         "utm_content": utm.get("utm_content"),
-        "country": geo.country_for(ip),
-        **client_columns(user_agent, verdict),
+        "country": client.country,
+        **client.columns,
+        "reasons": list(client.columns["reasons"]),  # each row its own, never shared
+        "detection": dict(client.columns["detection"]),
         "props": props,
         "engaged_ms": event.engaged_ms,
         "scroll_depth": event.scroll_depth,
@@ -189,9 +223,10 @@ def prepare(
 ) -> Prepared:
     """Rows for the valid items, errors for the others."""
     result = Prepared()
+    clients: dict[tuple[str, str, bool], Client] = {}
     for index, raw in enumerate(items):
         try:
-            row = prepare_item(raw, sender, facts, signals, behaviour)
+            row = prepare_item(raw, sender, facts, signals, behaviour, clients=clients)
         except ItemRejected as exc:
             result.errors.append(ItemError(index, exc.error, exc.message, exc.errors))
             continue
