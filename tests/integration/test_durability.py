@@ -16,7 +16,6 @@ they leave behind) are signalled, by PID.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -48,6 +47,7 @@ from tests.integration.test_worker import (
     fresh_postgres_database,
     migrate,
     process_env,
+    sigterm_until_exit,
 )
 
 REDIS_DB = 13  # conftest uses 15, test_worker 14; this module owns 13 and flushes it
@@ -500,13 +500,7 @@ def test_a_worker_sent_sigterm_over_and_over_still_exits_cleanly(
     stack = make_stack(tmp_path, database, redis_db, **BUFFER_IN_SHARED_REDIS)
     try:
         worker = stack.worker()
-        deadline = time.monotonic() + 45
-        signals = 0
-        while worker.poll() is None and time.monotonic() < deadline:
-            worker.send_signal(signal.SIGTERM)
-            signals += 1
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.wait(timeout=0.02)
+        signals = sigterm_until_exit(worker, seconds=45, every=0.02)
         assert worker.poll() == 0, f"exit {worker.poll()} after {signals} SIGTERMs\n{stack.logs()}"
         assert signals > 10  # the repeats covered the whole shutdown, not just its start
     finally:

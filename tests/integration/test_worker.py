@@ -142,6 +142,19 @@ class Processes:
                 proc.wait(timeout=5)
 
 
+def sigterm_until_exit(proc: subprocess.Popen[bytes], seconds: float, every: float = 0.01) -> int:
+    """SIGTERM `proc` every `every` s until it exits (as a repeating supervisor would), for
+    at most `seconds`; how many signals it took."""
+    deadline = time.monotonic() + seconds
+    signals = 0
+    while proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(signal.SIGTERM)
+        signals += 1
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=every)
+    return signals
+
+
 class Mailbox:
     """An aiosmtpd handler that keeps every message it is given."""
 
@@ -361,13 +374,7 @@ def test_pulse_cron_sent_sigterm_over_and_over_exits_cleanly_and_unregisters(
             "pulse cron to register",
             procs=procs,
         )
-        deadline = time.monotonic() + 30
-        signals = 0
-        while cron.poll() is None and time.monotonic() < deadline:
-            cron.send_signal(signal.SIGTERM)
-            signals += 1
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                cron.wait(timeout=0.01)
+        signals = sigterm_until_exit(cron, seconds=30)
     finally:
         procs.stop()
     assert cron.returncode == 0, f"exit {cron.returncode} after {signals} SIGTERMs\n{procs.logs()}"
