@@ -18,7 +18,7 @@ from pulse.dashboard.web import (
     render,
     safe_next,
 )
-from pulse.errors import PulseError, Unauthorized
+from pulse.errors import Forbidden, PulseError, Unauthorized
 from pulse.extensions import db, limiter
 from pulse.ratelimits import SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_IP, signin_account_key
 from pulse.teams import service as teams
@@ -41,11 +41,30 @@ def _invitation_in(next_url: str | None):
         return None
 
 
+def signup_open() -> bool:
+    """Anyone may sign up: SIGNUP_OPEN, or no account exists yet."""
+    return current_app.config["SIGNUP_OPEN"] or users.count_users() == 0
+
+
 def signup_allowed(next_url: str | None) -> bool:
     """Open sign-up, the very first account, or someone holding a valid invitation link."""
-    if current_app.config["SIGNUP_OPEN"] or users.count_users() == 0:
-        return True
-    return _invitation_in(next_url) is not None
+    return signup_open() or _invitation_in(next_url) is not None
+
+
+def check_invited_address(next_url: str | None, email: str) -> None:
+    """Closed sign-up lets an invitation link create one account: the invited address's.
+
+    Otherwise whoever saw the link (forwarded, leaked) could open accounts under any
+    address, as many as they liked, until someone used it.
+    """
+    if signup_open():
+        return
+    invitation = _invitation_in(next_url)
+    if invitation is None or invitation.email.lower() != email.lower():
+        raise Forbidden(
+            "Sign-up is closed: an invitation admits only the address it was sent to.",
+            errors={"email": ["Use the address the invitation was sent to."]},
+        )
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -68,6 +87,7 @@ def sign_up() -> Response:
     password = fields.password("password")
     try:
         fields.check()
+        check_invited_address(next_url, email)
         user = users.sign_up(email, password, name)
         login_user(user)
         db.session.commit()

@@ -247,9 +247,17 @@ def test_closed_sign_up_admits_only_the_first_account_and_invitees(
     page = first.get(f"/signup?next=/invite/{token}")
     assert page.status_code == 200
     assert 'value="guest@example.test"' in text(page)
+    # The link admits the invited address only, not whoever holds it under another one.
+    taken_over = first.post(
+        "/signup",
+        {"email": "eve@example.test", "password": PASSWORD, "next": f"/invite/{token}"},
+    )
+    assert taken_over.status_code == 403
+    assert "only the address it was sent to" in text(taken_over)
+    assert db.session.scalar(select(User).where(User.email == "eve@example.test")) is None
     joined = first.post(
         "/signup",
-        {"email": "guest@example.test", "password": PASSWORD, "next": f"/invite/{token}"},
+        {"email": "Guest@Example.test", "password": PASSWORD, "next": f"/invite/{token}"},
     )
     assert joined.status_code == 303
     assert joined.headers["Location"] == f"/invite/{token}"
