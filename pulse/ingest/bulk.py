@@ -14,6 +14,9 @@ both on the same input and compares every column):
   are stored and read back in UTC, as UTCDateTime does.
 All of it runs in the caller's transaction on db.session's connection; nothing commits.
 
+Two writers of the same visitors (several drainers, or direct writes while Redis is
+down) take turns: each holds its batch's visitors (advisory locks) until it commits, so
+the second reads the visits as the first left them instead of overwriting its counts.
 Two writers racing on the same event id or explicit session id: the COPY runs under a
 savepoint; a unique violation (the other writer committed that row first) rolls back
 to it and the batch is recomputed without the rows now stored, so the result is that
@@ -120,6 +123,13 @@ _STORED = (
     "SELECT e.site_id, e.event_uid "  # noqa: S608
     f"FROM {_PAIRS} AS u(site_id, uid) "
     "JOIN events AS e ON e.site_id = u.site_id::int4 AND e.event_uid = u.uid"
+)
+# Each writer locks the visitors of its batch, in one order, before it reads their visits:
+# two writers would otherwise both read a visit, both add their events to what they
+# read, and the later UPDATE would drop the earlier one's counts.
+_LOCK_VISITORS = (
+    "SELECT pg_advisory_xact_lock(k) "
+    "FROM (SELECT json_array_elements_text(%s::json)::int8 AS k) AS keys"
 )
 _BY_IDS = (
     f"SELECT {', '.join(VISIT_COLUMNS)} FROM visits "  # noqa: S608
@@ -245,6 +255,16 @@ def _stored(cursor: Cursor, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     return set(cursor.fetchall())
 
 
+_MIX = 0x9E3779B97F4A7C15  # spreads site ids over the 64 bits (Fibonacci hashing)
+
+
+def _lock_visitors(cursor: Cursor, rows: list[dict[str, Any]]) -> None:
+    """Hold each (site, visitor) of the rows until commit; another writer of the same
+    visitors waits here. Sorted keys: two writers never wait on each other in a cycle."""
+    keys = {(r["visitor_id"] + r["site_id"] * _MIX) % 2**64 - 2**63 for r in rows}
+    cursor.execute(_LOCK_VISITORS, (_json_list(sorted(keys)),))
+
+
 def _copy_events(cursor: Cursor, rows: list[dict[str, Any]]) -> None:
     plain = _EVENT_PLAIN
     with cursor.copy(_EVENT_COPY) as copy:
@@ -282,6 +302,7 @@ def write(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     db.session.flush()  # as the ORM path's first SELECT would (autoflush)
     connection = db.session.connection().connection.driver_connection
     with connection.cursor() as cursor:
+        _lock_visitors(cursor, batch)
         for _ in range(ATTEMPTS):
             seen = _stored(cursor, batch)
             fresh = [r for r in batch if (r["site_id"], r["event_uid"]) not in seen]

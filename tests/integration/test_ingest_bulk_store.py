@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import random
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -249,6 +250,53 @@ def test_racing_writers_store_each_event_once_and_count_it_once(pg):
         .order_by(Event.session_id)
     ).all()
     assert [tuple(c) for c in counted] == [tuple(s) for s in stored]
+
+
+def _until_a_backend_waits_on_a_lock(app: Flask, what: str) -> None:
+    """Poll (bounded) until another connection of this database waits on a lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with app.app_context(), db.engine.connect() as conn:
+        while not conn.execute(query).scalar():
+            if time.monotonic() > deadline:
+                pytest.fail(f"no writer waited on a lock within 30 s: {what}")
+            time.sleep(0.01)
+
+
+@pytest.mark.postgres
+def test_two_writers_of_one_visitor_both_count_into_the_visit(pg):
+    """The second writer reads the visit as the first one committed it: no lost update."""
+    first, second, third = (
+        row(pg.alpha, 7, BASE + timedelta(minutes=m), "pageview", f"/p{m}", CHROME)
+        for m in (0, 1, 2)
+    )
+    store.write([first])
+    db.session.commit()
+    store.write([second])  # uncommitted: the visit now has 2 pageviews, not yet visible
+    outcome: dict[str, Any] = {}
+
+    def other_writer() -> None:
+        with pg.app.app_context():
+            try:
+                outcome["written"] = store.write([third])
+                db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                outcome["error"] = exc
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    _until_a_backend_waits_on_a_lock(pg.app, "the second writer of visitor 7")
+    db.session.commit()
+    thread.join(30)
+    assert outcome == {"written": 1}
+    db.session.expire_all()
+    visits = db.session.execute(select(Visit.pageviews, Visit.exit_path)).all()
+    assert [tuple(v) for v in visits] == [(3, "/p2")]
 
 
 @pytest.mark.postgres
