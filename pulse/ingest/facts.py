@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from pulse.accounts.auth import key_in_headers
+from pulse.ingest.schemas import MAX_URL
 from pulse.models import utcnow
 
 # Headers the classifier looks at; nothing else of the request is kept.
@@ -43,6 +44,9 @@ class RequestFacts:
     origin: str | None
     headers: dict[str, str] = field(default_factory=dict)
     received_at: datetime = field(default_factory=utcnow)
+    # The page, for a pixel or a body without `url`: as long as a URL may be (the
+    # detection headers above are cut at 512, which lost long query strings' UTM tags).
+    referer: str | None = None
 
 
 @dataclass
@@ -79,6 +83,7 @@ def facts_from_environ(environ: dict[str, Any]) -> RequestFacts:
         user_agent=(environ.get("HTTP_USER_AGENT") or "")[:1024],
         origin=environ.get("HTTP_ORIGIN"),
         headers=headers,
+        referer=(environ.get("HTTP_REFERER") or "")[:MAX_URL] or None,
     )
 
 

@@ -246,7 +246,7 @@ def pixel(call: TrackingCall) -> Reply:
     _check_args(call)
     event = {
         "name": call.arg("e") or "pageview",
-        "url": call.arg("u") or call.facts.headers.get("referer"),
+        "url": call.arg("u") or call.facts.referer,
         "referrer": call.arg("r"),
     }
     # `k` is the site key, or an API key (seed 000): resolve_sender tells them apart.

@@ -160,7 +160,7 @@ def prepare_item(
             {"ip": ["Server-side only."]},
         )
     ts = _timestamp(event, sender, facts.received_at, max_age)
-    url = event.url or (facts.headers.get("referer") if not sender.server else None)
+    url = event.url or (facts.referer if not sender.server else None)
     if event.name == "pageview" and not url:
         raise ItemRejected(
             "validation_failed", "A pageview needs its url.", {"url": ["Required for pageviews."]}

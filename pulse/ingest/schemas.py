@@ -19,7 +19,8 @@ MAX_PROP_VALUE = 500
 MAX_SIGNALS = 40
 
 Str64 = Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Url = Annotated[str, StringConstraints(max_length=2048)]
+MAX_URL = 2048
+Url = Annotated[str, StringConstraints(max_length=MAX_URL)]
 PropValue = Annotated[str, StringConstraints(max_length=MAX_PROP_VALUE)] | int | float | bool | None
 
 

@@ -306,6 +306,24 @@ def test_pixel(client, tenant):
     assert tracked.status_code == 200 and tracked.get_json() == {"tracked": True}
 
 
+def test_a_pixel_without_u_takes_the_whole_referer_as_its_page(client, tenant):
+    """A long Referer (tracking links carry long query strings) is not cut at 512."""
+    filler = "x" * 1200
+    page = f"https://alpha.example/landing?ref={filler}&utm_source=mail&utm_campaign=winter"
+    gif = client.get(
+        f"/api/v1/pixel?k={tenant.site.site_key}",
+        headers={"User-Agent": CHROME, "Referer": page},
+        environ_base={"REMOTE_ADDR": IP},
+    )
+    assert gif.status_code == 200
+    [event] = events()
+    assert (event.pathname, event.utm_source, event.utm_campaign) == (
+        "/landing",
+        "mail",
+        "winter",
+    )
+
+
 def test_prefetches_are_not_counted(client, tenant):
     headers = {**BROWSER, "Sec-Purpose": "prefetch;prerender"}
     response = send(client, {"site": tenant.site.site_key, "events": [pageview()]}, headers=headers)
