@@ -210,27 +210,49 @@ def test_two_writes_in_one_transaction(pg):
     assert pageviews == sum(r["name"] == "pageview" for r in first + second)
 
 
-@pytest.mark.postgres
-def test_racing_writers_store_each_event_once_and_count_it_once(pg):
-    """The second writer waits on the first's rows, then recomputes without them."""
-    [batch] = make_batches([pg.alpha], seed=3)[:1]
-    overlap = copy.deepcopy(batch[:100]) + make_batches([pg.alpha], seed=4)[0][:50]
-    store.write(copy.deepcopy(batch))  # uncommitted: holds its rows' unique keys
+def _until_a_backend_waits_on_a_lock(app: Flask, what: str) -> None:
+    """Poll (bounded) until another connection of this database waits on a lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with app.app_context(), db.engine.connect() as conn:
+        while not conn.execute(query).scalar():
+            if time.monotonic() > deadline:
+                pytest.fail(f"no writer waited on a lock within 30 s: {what}")
+            time.sleep(0.01)
+
+
+def start_other_writer(
+    app: Flask, rows: list[dict[str, Any]]
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """`store.write(rows)` and commit in a thread of its own: its outcome once joined."""
     outcome: dict[str, Any] = {}
 
     def other_writer() -> None:
-        with pg.app.app_context():
+        with app.app_context():
             try:
-                outcome["written"] = store.write(copy.deepcopy(overlap))
+                outcome["written"] = store.write(rows)
                 db.session.commit()
-            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            except Exception as exc:  # noqa: BLE001 - reported by the caller's assertion
                 outcome["error"] = exc
             finally:
                 db.session.remove()
 
     thread = threading.Thread(target=other_writer)
     thread.start()
-    thread.join(1.0)
+    return thread, outcome
+
+
+@pytest.mark.postgres
+def test_racing_writers_store_each_event_once_and_count_it_once(pg):
+    """The second writer waits on the first's rows, then recomputes without them."""
+    [batch] = make_batches([pg.alpha], seed=3)[:1]
+    overlap = copy.deepcopy(batch[:100]) + make_batches([pg.alpha], seed=4)[0][:50]
+    store.write(copy.deepcopy(batch))  # uncommitted: holds its rows' unique keys
+    thread, outcome = start_other_writer(pg.app, copy.deepcopy(overlap))
+    _until_a_backend_waits_on_a_lock(pg.app, "the second writer of the same events")
     assert thread.is_alive()  # blocked on the first writer's uncommitted rows
     db.session.commit()
     thread.join(30)
@@ -252,20 +274,6 @@ def test_racing_writers_store_each_event_once_and_count_it_once(pg):
     assert [tuple(c) for c in counted] == [tuple(s) for s in stored]
 
 
-def _until_a_backend_waits_on_a_lock(app: Flask, what: str) -> None:
-    """Poll (bounded) until another connection of this database waits on a lock."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    deadline = time.monotonic() + 30
-    with app.app_context(), db.engine.connect() as conn:
-        while not conn.execute(query).scalar():
-            if time.monotonic() > deadline:
-                pytest.fail(f"no writer waited on a lock within 30 s: {what}")
-            time.sleep(0.01)
-
-
 @pytest.mark.postgres
 def test_two_writers_of_one_visitor_both_count_into_the_visit(pg):
     """The second writer reads the visit as the first one committed it: no lost update."""
@@ -276,20 +284,7 @@ def test_two_writers_of_one_visitor_both_count_into_the_visit(pg):
     store.write([first])
     db.session.commit()
     store.write([second])  # uncommitted: the visit now has 2 pageviews, not yet visible
-    outcome: dict[str, Any] = {}
-
-    def other_writer() -> None:
-        with pg.app.app_context():
-            try:
-                outcome["written"] = store.write([third])
-                db.session.commit()
-            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-                outcome["error"] = exc
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=other_writer)
-    thread.start()
+    thread, outcome = start_other_writer(pg.app, [third])
     _until_a_backend_waits_on_a_lock(pg.app, "the second writer of visitor 7")
     db.session.commit()
     thread.join(30)
