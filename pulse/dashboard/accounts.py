@@ -20,6 +20,7 @@ from pulse.dashboard.web import (
 )
 from pulse.errors import Forbidden, PulseError, Unauthorized
 from pulse.extensions import db, limiter
+from pulse.models import Invitation
 from pulse.ratelimits import SIGN_IN_PER_ACCOUNT, SIGN_IN_PER_IP, signin_account_key
 from pulse.teams import service as teams
 
@@ -30,7 +31,7 @@ def _next_url() -> str | None:
     return safe_next(request.values.get("next"))
 
 
-def _invitation_in(next_url: str | None):
+def _invitation_in(next_url: str | None) -> Invitation | None:
     """The pending invitation a `next` of /invite/<token> points at, if it is still valid."""
     match = INVITE_PATH.match(next_url or "")
     if match is None:
@@ -46,20 +47,12 @@ def signup_open() -> bool:
     return current_app.config["SIGNUP_OPEN"] or users.count_users() == 0
 
 
-def signup_allowed(next_url: str | None) -> bool:
-    """Open sign-up, the very first account, or someone holding a valid invitation link."""
-    return signup_open() or _invitation_in(next_url) is not None
-
-
-def check_invited_address(next_url: str | None, email: str) -> None:
+def check_invited_address(invitation: Invitation | None, email: str) -> None:
     """Closed sign-up lets an invitation link create one account: the invited address's.
 
     Otherwise whoever saw the link (forwarded, leaked) could open accounts under any
     address, as many as they liked, until someone used it.
     """
-    if signup_open():
-        return
-    invitation = _invitation_in(next_url)
     if invitation is None or invitation.email.lower() != email.lower():
         raise Forbidden(
             "Sign-up is closed: an invitation admits only the address it was sent to.",
@@ -75,10 +68,12 @@ def sign_up() -> Response:
     if current_user.is_authenticated and request.method == "GET":
         return redirect(next_url or url_for("dashboard.index"))
     page, fragment = "auth/signup.html", "auth/_signup_form.html"
-    if not signup_allowed(next_url):
+    # Open sign-up, the very first account, or someone holding a valid invitation link.
+    anyone = signup_open()
+    invitation = _invitation_in(next_url)
+    if not anyone and invitation is None:
         return render("auth/signup_closed.html", "auth/_signup_closed.html", 403)
     if request.method == "GET":
-        invitation = _invitation_in(next_url)
         email = request.args.get("email") or (invitation.email if invitation else "")
         return render(page, fragment, form=initial({"email": email, "next": next_url}), errors={})
     fields = Fields(request.form)
@@ -87,7 +82,8 @@ def sign_up() -> Response:
     password = fields.password("password")
     try:
         fields.check()
-        check_invited_address(next_url, email)
+        if not anyone:
+            check_invited_address(invitation, email)
         user = users.sign_up(email, password, name)
         login_user(user)
         db.session.commit()
