@@ -200,16 +200,13 @@ class VisitRecord:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> VisitRecord:
-        if len(row) != len(VISIT_COLUMNS):
-            raise ValueError(f"a visit row has {len(VISIT_COLUMNS)} columns, not {len(row)}")
-        if any(row[i] is not None and row[i].tzinfo is not UTC for i in _TIMESTAMP_INDEXES):
-            values = list(row)
-            for i in _TIMESTAMP_INDEXES:
-                if values[i] is not None:
-                    values[i] = values[i].astimezone(UTC)
-            row = tuple(values)
+        values = list(row)
+        for i in _TIMESTAMP_INDEXES:
+            value = values[i]
+            if value is not None and value.tzinfo is not UTC:
+                values[i] = value.astimezone(UTC)
         record = cls.__new__(cls)
-        _load_record(record, row)
+        _load_record(record, values)  # ValueError if the row's length is not the model's
         return record
 
     def values(self, columns: tuple[str, ...]) -> tuple[Any, ...]:
@@ -225,9 +222,9 @@ class VisitRecord:
 
 @lru_cache(maxsize=8)
 def _readers(columns: tuple[str, ...]) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[int, ...]]:
-    """An attrgetter of `columns` and the positions among them of the JSON columns."""
-    getter = attrgetter(*columns) if len(columns) > 1 else (lambda r: (getattr(r, columns[0]),))
-    return getter, tuple(i for i, name in enumerate(columns) if name in JSON_COLUMNS)
+    """An attrgetter of `columns` (two or more: it gives a tuple) and the positions among
+    them of the JSON columns."""
+    return attrgetter(*columns), tuple(i for i, n in enumerate(columns) if n in JSON_COLUMNS)
 
 
 class BulkVisits:
