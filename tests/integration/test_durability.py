@@ -624,3 +624,32 @@ def test_when_redis_dies_acknowledged_events_are_still_stored(
     finally:
         stack.close()
         redis.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_two_workers_drain_one_queue_and_count_each_event_once_into_its_visit(
+    tmp_path: Path, database: str, redis_db: str
+) -> None:
+    """`pulse worker` scales out: two drainers on one queue, all the traffic from one
+    visitor, so their batches touch the same visit and have to take turns on it."""
+    stack = make_stack(tmp_path, database, redis_db, **BUFFER_IN_SHARED_REDIS)
+    redis = Redis.from_url(redis_db)
+    try:
+        stack.gunicorn()
+        workers = [stack.worker(), stack.worker()]
+        traffic = Traffic(stack.port, set_up_site(f"http://127.0.0.1:{stack.port}")).start()
+        wait_until_all_stored(database, redis, traffic, stack, timeout=60)
+        assert_exactly_the_sent_events(database, traffic)
+        with psycopg.connect(database, autocommit=True) as conn:
+            visits = conn.execute(
+                "SELECT v.id, v.pageviews, count(e.id) FROM visits AS v "
+                "LEFT JOIN events AS e ON e.session_id = v.id GROUP BY v.id"
+            ).fetchall()
+        # Every pageview counted once, into the visit its row names.
+        assert sum(pageviews for _, pageviews, _ in visits) == N, visits
+        assert all(pageviews == n for _, pageviews, n in visits), visits
+        assert all(w.poll() is None for w in workers), stack.logs()
+    finally:
+        stack.close()
+        redis.close()
