@@ -44,7 +44,9 @@ FIRST_ITEM_BYTES = 90_000.0  # a guess at an item's size until one has been seen
 # After a batch that emptied the queue, wait this long before the next claim: single
 # events then reach the database in batches of hundreds, not one commit each, which
 # costs PostgreSQL and the drainer several times less per event. Events are durable in
-# Redis meanwhile; they are stored at most this much later.
+# Redis meanwhile; they are stored at most this much later. With several drainers, each
+# waits this long times their number, so the queue is still claimed about five times a
+# second in all and the batches stay as large as one drainer's.
 LINGER_SECONDS = 0.2
 
 # KEYS: queue, our processing list, our heartbeat. ARGV: items to move at most,
@@ -123,15 +125,18 @@ class Drainer:
         self.item_bytes = FIRST_ITEM_BYTES  # running mean of claimed items' sizes
         self.unfinished = True  # our processing list may hold items: finish them first
         self.queue_emptied = False  # the last claim took all the queue had
+        self.drainers = 1  # live drainers (their heartbeat keys), counted now and then
         self._claim_script = self.redis().register_script(CLAIM_LUA)
 
     def redis(self) -> Redis:
         return connection(self.app.config["REDIS_URL"])
 
     def recover_orphans(self) -> int:
-        """Put back the items of drainers that died mid-batch."""
+        """Put back the items of drainers that died mid-batch; count the live ones."""
         moved = 0
         redis = self.redis()
+        mine = (HEARTBEAT + self.name).encode()
+        self.drainers = 1 + sum(1 for key in redis.scan_iter(match=HEARTBEAT + "*") if key != mine)
         for key in redis.scan_iter(match=PROCESSING + "*"):
             owner = key.decode()[len(PROCESSING) :]
             if owner == self.name or redis.exists(HEARTBEAT + owner):
@@ -192,7 +197,7 @@ class Drainer:
                     self.recover_orphans()
                     next_recovery = time.monotonic() + RECOVER_EVERY
                 if self.drain_once() and self.queue_emptied:
-                    self.stopping.wait(LINGER_SECONDS)
+                    self.stopping.wait(LINGER_SECONDS * self.drainers)
             except Exception:
                 log.exception("ingest drain failed; retrying")
                 self.stopping.wait(1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -242,3 +243,29 @@ def test_redis_on_a_unix_socket_buffers_and_limits(settings, unix_socket_redis):
         assert buffer.pending() == 30
         assert buffer.drain_all(app) == 30 and count() == 30
         assert client.get("/api/health").status_code == 200
+
+
+def test_drainers_count_each_other_and_wait_longer_on_an_empty_queue_together(buffered_app):
+    """Two drainers that empty the queue each linger twice as long, so the queue is
+    claimed as often as one drainer alone would, in batches as large."""
+    t = make_tenant("alpha")
+    client = buffered_app.test_client()
+    first, second = buffer.Drainer(buffered_app), buffer.Drainer(buffered_app)
+    send(client, {"site": t.site.site_key, "events": [pageview("/a", id="l1")]})
+    assert second.drain_once(block_seconds=0.01) == 1  # its claim left a heartbeat
+    send(client, {"site": t.site.site_key, "events": [pageview("/b", id="l2")]})
+    lingered: list[float] = []
+
+    class StopAfterTheFirstWait(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            lingered.append(timeout)
+            self.set()
+            return True
+
+    first.stopping = StopAfterTheFirstWait()
+    first.run()  # counts the drainers, stores the item, empties the queue, lingers
+    assert first.drainers == 2 and count() == 2
+    assert lingered == [buffer.LINGER_SECONDS * 2]
+    second.stop()  # a stopped drainer takes its heartbeat away
+    first.recover_orphans()
+    assert first.drainers == 1
