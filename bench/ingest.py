@@ -9,7 +9,8 @@ own redis-server on a free port (append-only file, fsync every second, in a temp
 folder), then for each gunicorn configuration:
 
   1. bench/apps/minimal.py (`POST /min` -> 204) and `gunicorn wsgi:app`, both under
-     that configuration, plus one `pulse worker` (the drainer) for the whole run; an
+     that configuration, plus --pulse-workers `pulse worker`s (default 2, one per CPU
+     of the 2-CPU target; each runs a drainer) for the whole run; an
      account, an enterprise-tier team and a site over HTTP;
   2. --rounds rounds (default 3) of: (d) the minimal app for --duration seconds, then
      (a) `POST /api/v1/track`, one event a request, for --duration seconds. Each (a) is
@@ -18,7 +19,7 @@ folder), then for each gunicorn configuration:
   3. (b) `POST /api/v1/track/batch`, 100 events a request, for --duration seconds;
      events/s accepted (202s x 100 / duration) and events/s stored (stored rows /
      time from the start of the phase until the queue and processing lists are empty);
-  4. (c) peak RSS (VmHWM) of the gunicorn workers and of the pulse worker.
+  4. (c) peak RSS (VmHWM) of the gunicorn workers and of the pulse workers.
 The ratio is also given by CPU: total CPU per minimal request (gunicorn + wrk) over
 total CPU per single event (every process: gunicorn, drainer, Redis, PostgreSQL, wrk).
 Between phases it waits for the queue to empty and runs VACUUM (ANALYZE), so neither
@@ -32,7 +33,7 @@ site budget of the enterprise tier, 2,000,000 events a minute, stays on). Every
 process started here is stopped by its PID at the end, whatever happens.
 
 --profile DIR runs `py-spy record` (pip install py-spy) on every gunicorn worker (samples
-holding the GIL: CPU) and on the pulse worker (all samples: the drainer is one thread,
+holding the GIL: CPU) and on the pulse workers (all samples: a drainer is one thread,
 its waits count) during (a) and (b) of the first configuration, keeps the raw stacks in
 DIR and prints where the time goes, per request and per event. py-spy takes CPU from
 the server: figures of a profiled run are not comparable with those of a plain run.
@@ -193,8 +194,8 @@ class Bench:
         self.env: dict[str, str] = {}
         self.redis_port = 0
         self.redis_pid = 0
-        self.worker: subprocess.Popen[bytes] | None = None
-        self.worker_rss_mb = 0.0
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_rss_mb: list[float] = []
         self.profiled = 0
 
     # Processes ----------------------------------------------------------------------
@@ -290,7 +291,11 @@ class Bench:
             [console_script("pulse"), "db", "upgrade"],
             cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=300,
         )  # fmt: skip
-        self.worker = self.start("worker", [console_script("pulse"), "worker"])
+        self.workers = [
+            self.start(f"worker{n}", [console_script("pulse"), "worker"])
+            for n in range(self.args.pulse_workers)
+        ]
+        self.worker_rss_mb = [0.0] * len(self.workers)
 
     def redis_answers(self) -> bool:
         try:
@@ -323,8 +328,8 @@ class Bench:
         """Poll until the Redis lists are empty; (seconds waited, events stored)."""
         started = time.monotonic()
         while self.redis_lists():
-            if self.worker is not None and self.worker.poll() is not None:
-                self.fail("pulse worker exited")
+            if any(worker.poll() is not None for worker in self.workers):
+                self.fail("a pulse worker exited")
             if time.monotonic() - started > limit:
                 self.fail(f"the drainer did not empty the queue within {limit} s")
             time.sleep(0.05)
@@ -423,13 +428,12 @@ class Bench:
                 self.fail(f"smoke test: {path} answered {response.status}: {answer!r}")
 
     def profile_start(self, phase: str, master: int, seconds: float) -> list[tuple[str, Path]]:
-        """py-spy on each gunicorn worker and the pulse worker for `seconds` (first config)."""
+        """py-spy on each gunicorn worker and pulse worker for `seconds` (first config)."""
         if not self.args.profile or self.profiled >= 2:
             return []
         self.profiled += 1
         targets = [("gunicorn", pid) for pid in children_of(master)]
-        if self.worker is not None:
-            targets.append(("drainer", self.worker.pid))
+        targets += [("drainer", worker.pid) for worker in self.workers]
         out = Path(self.args.profile)
         out.mkdir(parents=True, exist_ok=True)
         started = []
@@ -522,8 +526,10 @@ class Bench:
         finally:
             self.stop(proc)
             self.stop(minimal)
-        if self.worker is not None:
-            self.worker_rss_mb = max(self.worker_rss_mb, peak_rss_mb(self.worker.pid))
+        self.worker_rss_mb = [
+            max(seen, peak_rss_mb(worker.pid))
+            for seen, worker in zip(self.worker_rss_mb, self.workers, strict=True)
+        ]
         return figures
 
 
@@ -576,18 +582,20 @@ def cpu_snapshot(bench: Bench, master: int) -> dict[str, float]:
     """CPU seconds used so far, by role: where a phase's time went on the 2 cores."""
     import resource
 
-    worker = bench.worker.pid if bench.worker is not None else 0
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "gunicorn": sum(cpu_seconds(p) for p in children_of(master)),
-        "drainer": cpu_seconds(worker) + sum(cpu_seconds(p) for p in children_of(worker)),
+        "drainer": sum(
+            cpu_seconds(w.pid) + sum(cpu_seconds(p) for p in children_of(w.pid))
+            for w in bench.workers
+        ),
         "redis": cpu_seconds(bench.redis_pid),
         "postgres": sum(cpu_seconds(p) for p in postgres_pids()),
         "wrk": children.ru_utime + children.ru_stime,  # wrk has exited: a waited-for child
     }
 
 
-MINIMAL_ROLES = ("gunicorn", "wrk")  # the pulse worker idles (or starts up) meanwhile
+MINIMAL_ROLES = ("gunicorn", "wrk")  # the pulse workers idle (or start up) meanwhile
 
 
 def cpu_total(
@@ -642,7 +650,7 @@ def _frame_name(frame: str) -> str:
     return f"{where}:{function}"
 
 
-def report(results: list[Figures], worker_rss_mb: float) -> None:
+def report(results: list[Figures], worker_rss_mb: list[float]) -> None:
     print()
     print(
         f"{'gunicorn':<12} {'phase':<38} {'req/s':>9} {'events/s':>10} {'p50 ms':>8} "
@@ -704,7 +712,8 @@ def report(results: list[Figures], worker_rss_mb: float) -> None:
         print(f"{'':<12} peak RSS of gunicorn workers: {rss} MB")
         for line in f.cpu:
             print(f"{'':<12} {line}")
-    print(f"{'':<12} peak RSS of the pulse worker (drainer + RQ): {worker_rss_mb:.0f} MB")
+    rss = ", ".join(f"{mb:.0f}" for mb in worker_rss_mb)
+    print(f"{'':<12} peak RSS of the pulse workers (drainer + RQ each): {rss} MB")
     best = max(results, key=lambda r: median(r.ratios()))
     stored_best = max(results, key=lambda r: r.batch_stored / (r.stored_seconds or 1))
     print(
@@ -732,11 +741,15 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="alternating (d)/(a) rounds per configuration"
     )
+    parser.add_argument(
+        "--pulse-workers", type=int, default=2, help="`pulse worker` processes (drainers)"
+    )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the first configuration")
     args = parser.parse_args()
     args.duration = max(1.0, min(args.duration, 60.0))
     args.rounds = max(1, min(args.rounds, 10))
+    args.pulse_workers = max(1, min(args.pulse_workers, 8))
     args.connections = max(1, min(args.connections, 256))
     args.visitors = max(1, min(args.visitors, 2**24))
     args.drain_limit = max(10.0, min(args.drain_limit, 600.0))
@@ -763,7 +776,8 @@ def main() -> None:
         print(
             f"wrk -t1 -c{args.connections}, {args.duration:g} s per phase, {args.visitors} "
             f"client addresses; PostgreSQL {bench.db_name}, own redis-server (AOF everysec), "
-            f"one pulse worker; python {sys.version.split()[0]}, {os.cpu_count()} CPUs",
+            f"{args.pulse_workers} pulse worker(s); python {sys.version.split()[0]}, "
+            f"{os.cpu_count()} CPUs",
             flush=True,
         )
         for config in configs:
