@@ -84,7 +84,9 @@ class Visit(db.Model):
     __tablename__ = "visits"
     __table_args__ = (
         Index("ix_visits_site_started", "site_id", "started_at"),
-        Index("ix_visits_site_visitor_seen", "site_id", "visitor_id", "last_seen_at"),
+        # Not last_seen_at, which nearly every event changes: updates stay in place (HOT;
+        # migration 0011 also leaves a fifth of each page free on PostgreSQL).
+        Index("ix_visits_site_visitor", "site_id", "visitor_id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
