@@ -32,9 +32,8 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from psycopg import Cursor, errors
@@ -97,7 +96,8 @@ def _copy_type(column: Any) -> str:
 
 EVENT_TYPES = [_copy_type(Event.__table__.c[name]) for name in EVENT_COLUMNS]
 VISIT_TYPES = [_copy_type(Visit.__table__.c[name]) for name in VISIT_COLUMNS]
-CHANGE_TYPES = [_copy_type(Visit.__table__.c[name]) for name in ("id", *VISIT_CHANGES)]
+CHANGE_COLUMNS = ("id", *VISIT_CHANGES)  # a changed visit: its id and what may change
+CHANGE_TYPES = [_copy_type(Visit.__table__.c[name]) for name in CHANGE_COLUMNS]
 _EVENT_PLAIN = itemgetter(*(c for c in EVENT_COLUMNS if c not in JSON_COLUMNS))
 _EVENT_ORDER = [c for c in EVENT_COLUMNS if c not in JSON_COLUMNS] + [
     c for c in EVENT_COLUMNS if c in JSON_COLUMNS
@@ -105,7 +105,7 @@ _EVENT_ORDER = [c for c in EVENT_COLUMNS if c not in JSON_COLUMNS] + [
 _EVENT_COPY = f"COPY events ({', '.join(_EVENT_ORDER)}) FROM STDIN (FORMAT BINARY)"
 _EVENT_COPY_TYPES = [EVENT_TYPES[EVENT_COLUMNS.index(c)] for c in _EVENT_ORDER]
 _VISIT_COPY = f"COPY visits ({', '.join(VISIT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-_CHANGES_COPY = f"COPY {CHANGES_TABLE} (id, {', '.join(VISIT_CHANGES)}) FROM STDIN (FORMAT BINARY)"
+_CHANGES_COPY = f"COPY {CHANGES_TABLE} ({', '.join(CHANGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 # Statements built once from the models' column names (no input goes into them).
 _CREATE_CHANGES = (
     f"DO $$ BEGIN IF to_regclass('pg_temp.{CHANGES_TABLE}') IS NULL THEN "  # noqa: S608
@@ -209,22 +209,29 @@ class VisitRecord:
         _load_record(record, values)  # ValueError if the row's length is not the model's
         return record
 
-    def values(self, columns: tuple[str, ...]) -> tuple[Any, ...]:
-        read, json_indexes = _readers(columns)
-        values = read(self)
-        if not json_indexes:
-            return values
-        values = list(values)
-        for i in json_indexes:
+    def values(self, reader: Reader) -> tuple[Any, ...]:
+        """The record's values in the reader's columns, JSON columns as JSON text."""
+        values = list(reader.read(self))
+        for i in reader.json_indexes:
             values[i] = _json(values[i])
         return tuple(values)
 
 
-@lru_cache(maxsize=8)
-def _readers(columns: tuple[str, ...]) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[int, ...]]:
-    """An attrgetter of `columns` (two or more: it gives a tuple) and the positions among
-    them of the JSON columns."""
-    return attrgetter(*columns), tuple(i for i, n in enumerate(columns) if n in JSON_COLUMNS)
+class Reader(NamedTuple):
+    """How to read some columns off a VisitRecord: built once per column list."""
+
+    read: Callable[[Any], tuple[Any, ...]]  # an attrgetter of two or more: a tuple
+    json_indexes: tuple[int, ...]  # the positions of the JSON columns among them
+
+    @classmethod
+    def of(cls, columns: tuple[str, ...]) -> Reader:
+        return cls(
+            attrgetter(*columns), tuple(i for i, n in enumerate(columns) if n in JSON_COLUMNS)
+        )
+
+
+_NEW_VISIT = Reader.of(VISIT_COLUMNS)
+_CHANGED_VISIT = Reader.of(CHANGE_COLUMNS)
 
 
 class BulkVisits:
@@ -316,8 +323,7 @@ def _copy_events(cursor: Cursor, rows: list[dict[str, Any]]) -> None:
         copy.set_types(_EVENT_COPY_TYPES)
         write = copy.write_row
         for row in rows:
-            props = row["props"]
-            write((*plain(row), "{}" if props == {} else _json_text(props)))
+            write((*plain(row), _json(row["props"])))
 
 
 def _write_visits(cursor: Cursor, visits: BulkVisits, rows: list[dict[str, Any]]) -> None:
@@ -328,13 +334,13 @@ def _write_visits(cursor: Cursor, visits: BulkVisits, rows: list[dict[str, Any]]
         with cursor.copy(_VISIT_COPY) as copy:
             copy.set_types(VISIT_TYPES)
             for record in new:
-                copy.write_row(record.values(VISIT_COLUMNS))
+                copy.write_row(record.values(_NEW_VISIT))
     if changed:
         cursor.execute(_CREATE_CHANGES)
         with cursor.copy(_CHANGES_COPY) as copy:
             copy.set_types(CHANGE_TYPES)
             for record in changed:
-                copy.write_row(record.values(("id", *VISIT_CHANGES)))
+                copy.write_row(record.values(_CHANGED_VISIT))
         cursor.execute(_APPLY_CHANGES)
 
 
