@@ -11,7 +11,10 @@ folder), then for each gunicorn configuration:
   1. bench/apps/minimal.py (`POST /min` -> 204) and `gunicorn wsgi:app`, both under
      that configuration, plus --pulse-workers `pulse worker`s (default 2, one per CPU
      of the 2-CPU target; each runs a drainer) for the whole run; an
-     account, an enterprise-tier team and a site over HTTP;
+     account, an enterprise-tier team and a site over HTTP.
+     Tracking requests are spooled by each gunicorn worker and shipped to Redis
+     (INGEST_SPOOL, on by default); a phase is drained once the spools and the Redis
+     lists are empty;
   2. --rounds rounds (default 3) of: (d) the minimal app for --duration seconds, then
      (a) `POST /api/v1/track`, one event a request, for --duration seconds. Each (a) is
      compared with the (d) just before it, and the median of the rounds is the figure:
@@ -29,7 +32,10 @@ The load generator is `wrk` (Debian: `apt-get install wrk`), one thread, with a 
 script that gives every event a unique id and every request an X-Forwarded-For from
 --visitors addresses in 10.0.0.0/8 (TRUSTED_PROXIES=1, as behind a proxy; those
 addresses are in INGEST_IP_WHITELIST so the per-IP limits do not cap the figures; the
-site budget of the enterprise tier, 2,000,000 events a minute, stays on). Every
+site budget of the enterprise tier, 2,000,000 events a minute, stays on).
+--per-ip-limits takes them out of the whitelist, as for real browsers: with enough
+--visitors (300,000: a few requests per address a minute) every request is counted
+against its address's limit, which is what real traffic costs. Every
 process started here is stopped by its PID at the end, whatever happens.
 
 --profile DIR runs `py-spy record` (pip install py-spy) on every gunicorn worker (samples
@@ -285,7 +291,10 @@ class Bench:
             BASE_URL="http://bench.invalid",
             PULSE_ENV="development",  # plain-http session cookie for the set-up requests
             TRUSTED_PROXIES="1",
-            INGEST_IP_WHITELIST="127.0.0.1/32,10.0.0.0/8",
+            INGEST_IP_WHITELIST="127.0.0.1/32"
+            if self.args.per_ip_limits
+            else "127.0.0.1/32,10.0.0.0/8",
+            INGEST_SPOOL_DIR=str(self.tmp / "spool"),
         )
         subprocess.run(
             [console_script("pulse"), "db", "upgrade"],
@@ -324,10 +333,14 @@ class Bench:
             row = conn.execute("SELECT count(*) FROM events").fetchone()
         return int(row[0]) if row else 0
 
+    def spooled(self) -> int:
+        """Spool files of the gunicorn workers not yet shipped to Redis."""
+        return sum(1 for _ in (self.tmp / "spool").glob("*/*.spool"))
+
     def wait_drained(self, limit: float) -> tuple[float, int]:
-        """Poll until the Redis lists are empty; (seconds waited, events stored)."""
+        """Poll until the spools and the Redis lists are empty; (seconds waited, stored)."""
         started = time.monotonic()
-        while self.redis_lists():
+        while self.spooled() or self.redis_lists():
             if any(worker.poll() is not None for worker in self.workers):
                 self.fail("a pulse worker exited")
             if time.monotonic() - started > limit:
@@ -732,6 +745,11 @@ def main() -> None:
     )
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (max 256)")
     parser.add_argument("--visitors", type=int, default=1000, help="distinct client addresses")
+    parser.add_argument(
+        "--per-ip-limits",
+        action="store_true",
+        help="count the per-IP limits of the client addresses (use --visitors 300000)",
+    )
     parser.add_argument("--drain-limit", type=float, default=300.0, help="seconds (max 600)")
     parser.add_argument(
         "--postgres-url",

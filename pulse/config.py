@@ -106,6 +106,10 @@ def load_config(instance_path: str, overrides: dict[str, Any] | None = None) -> 
         # Acknowledge into the Redis buffer only if Redis has an append-only file.
         "INGEST_BUFFER_REQUIRE_AOF": _bool(env.get("INGEST_BUFFER_REQUIRE_AOF"), default=True),
         "INGEST_FAST_LANE": _bool(env.get("INGEST_FAST_LANE"), default=True),
+        # Spool tracking requests in a local file, shipped to Redis in batches (spool.py).
+        "INGEST_SPOOL": _bool(env.get("INGEST_SPOOL"), default=True),
+        "INGEST_SPOOL_DIR": env.get("INGEST_SPOOL_DIR") or str(Path(instance_path) / "spool"),
+        "INGEST_SPOOL_SHIP_INTERVAL": float(env.get("INGEST_SPOOL_SHIP_INTERVAL") or 0.05),
     }
     config.update(overrides)
     config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(config["SQLALCHEMY_DATABASE_URI"])

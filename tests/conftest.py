@@ -90,6 +90,9 @@ def _settings(url: str, **extra: object) -> dict[str, object]:
         "RATELIMIT_ENABLED": False,
         "RATELIMIT_STORAGE_URI": "memory://",
         "SMTP_HOST": None,
+        # Requests reach Redis (or the database) before the response; tests of the
+        # spool, and the servers of the durability tests, turn it on.
+        "INGEST_SPOOL": False,
     }
     settings.update(extra)
     return settings

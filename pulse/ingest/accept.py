@@ -1,10 +1,12 @@
 """`accept(rows, admission)`: count a tracking request against its limits, store its rows.
 
-With a durable Redis (one that appends to its AOF), the per-IP limit, the site's
-budget and the push onto the ingest buffer are one Lua script, one round trip; a
-drainer stores the rows in bulk (buffer.py). Otherwise the rows are written to the
-database in the request (store.write), after the limits were counted in Redis or in
-memory. When Redis does not answer, the rows are written directly rather than lost.
+With a durable Redis (one that appends to its AOF), a request far from its limits is
+spooled by this process and shipped to the buffer within SHIP_INTERVAL (spool.py);
+otherwise the per-IP limit, the site's budget and the push onto the ingest buffer are
+one Lua script, one round trip. A drainer stores the rows in bulk (buffer.py).
+Without a durable Redis the rows are written to the database in the request
+(store.write), after the limits were counted in Redis or in memory. When Redis does
+not answer, the rows are written directly rather than lost.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from pulse.errors import PulseError
-from pulse.ingest import buffer, limits, store
+from pulse.ingest import buffer, limits, spool, store
 
 log = logging.getLogger(__name__)
 _scripts: dict[str, Script] = {}
@@ -90,17 +92,22 @@ def accept(rows: list[dict[str, Any]], admission: limits.Admission) -> str:
             )
             if limited or durable:
                 ip_key, site_key = limits.redis_keys(admission) if limited else ("", "")
-                which, ttl = admit(
+                ip_limit = limits.PER_IP[admission.kind]
+                budget = limits.site_budget(admission.tier)
+                payload = orjson.dumps(rows, default=_default) if durable else b""
+                outbox = spool.for_process(config, url) if durable else None
+                if outbox is not None and outbox.take(
+                    ip_key, ip_limit, site_key, budget, admission.events, payload
+                ):
+                    return "buffered"
+                unshipped = outbox.claim(ip_key, site_key) if outbox else [0, 0]
+                which, ttl, hits, used = admit(
                     url,
                     [ip_key, site_key, buffer.QUEUE if durable else ""],
-                    [
-                        limits.PER_IP[admission.kind],
-                        limits.site_budget(admission.tier),
-                        admission.events,
-                        limits.WINDOW,
-                        orjson.dumps(rows, default=_default) if durable else b"",
-                    ],
+                    [ip_limit, budget, admission.events, limits.WINDOW, payload, *unshipped],
                 )
+                if outbox is not None:
+                    outbox.learn({ip_key: hits, site_key: used})
                 if which:
                     raise limits.over_limit(int(which), int(ttl), admission)
                 if durable:
@@ -129,7 +136,7 @@ def count_rejected(kind: str, ip: str) -> PulseError | None:
     try:
         if url:
             ip_key, _ = limits.redis_keys(admission)
-            which, ttl = admit(
+            which, ttl, *_ = admit(
                 url, [ip_key, "", ""], [limits.PER_IP[kind], 0, 0, limits.WINDOW, b""]
             )
             return limits.over_limit(int(which), int(ttl), admission) if which else None

@@ -132,8 +132,14 @@ class Drainer:
         return connection(self.app.config["REDIS_URL"])
 
     def recover_orphans(self) -> int:
-        """Put back the items of drainers that died mid-batch; count the live ones."""
-        moved = 0
+        """Put back the items of drainers that died mid-batch, ship the spools of dead
+        web processes on this host (spool.py); count the live drainers."""
+        from pulse.ingest import spool
+
+        config, moved = self.app.config, 0
+        if config.get("INGEST_SPOOL", True):
+            url = config["REDIS_URL"]
+            moved += spool.recover(spool.directory_for(config, url), url)
         redis = self.redis()
         mine = (HEARTBEAT + self.name).encode()
         self.drainers = 1 + sum(1 for key in redis.scan_iter(match=HEARTBEAT + "*") if key != mine)

@@ -35,24 +35,28 @@ SITE_EVENTS_PER_MINUTE = {
 }
 
 # KEYS: per-IP counter ("" when exempt), site counter ("" for none), queue ("" for none).
-# ARGV: per-IP limit, site limit, events, window seconds, payload.
-# Returns {0, 0} when admitted (and pushed), {1, ttl} over the IP limit, {2, ttl} over
-# the site's budget.
+# ARGV: per-IP limit, site limit, events, window seconds, payload, then what this
+# process counted on the two counters without shipping it yet (spool.py; 0 without).
+# Returns {0, 0, hits, used} when admitted (and pushed), {1, ttl, hits, used} over the
+# IP limit, {2, ttl, hits, used} over the site's budget; hits and used are the
+# counters' totals (0 for a counter not asked for).
 ADMIT_LUA = """
 local window = tonumber(ARGV[4])
+local hits, used = 0, 0
 if KEYS[1] ~= "" then
-  local hits = redis.call("INCR", KEYS[1])
-  if hits == 1 then redis.call("EXPIRE", KEYS[1], window) end
-  if hits > tonumber(ARGV[1]) then return {1, redis.call("TTL", KEYS[1])} end
+  local cost = 1 + tonumber(ARGV[6] or "0")
+  hits = redis.call("INCRBY", KEYS[1], cost)
+  if hits == cost then redis.call("EXPIRE", KEYS[1], window) end
+  if hits > tonumber(ARGV[1]) then return {1, redis.call("TTL", KEYS[1]), hits, used} end
 end
 if KEYS[2] ~= "" then
-  local cost = tonumber(ARGV[3])
-  local used = redis.call("INCRBY", KEYS[2], cost)
+  local cost = tonumber(ARGV[3]) + tonumber(ARGV[7] or "0")
+  used = redis.call("INCRBY", KEYS[2], cost)
   if used == cost then redis.call("EXPIRE", KEYS[2], window) end
-  if used > tonumber(ARGV[2]) then return {2, redis.call("TTL", KEYS[2])} end
+  if used > tonumber(ARGV[2]) then return {2, redis.call("TTL", KEYS[2]), hits, used} end
 end
 if KEYS[3] ~= "" then redis.call("RPUSH", KEYS[3], ARGV[5]) end
-return {0, 0}
+return {0, 0, hits, used}
 """
 
 

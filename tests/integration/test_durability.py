@@ -443,6 +443,7 @@ def make_stack(tmp_path: Path, database: str, redis: str, **settings: str) -> St
         DATABASE_URL=database,
         REDIS_URL=redis,
         BASE_URL=f"http://127.0.0.1:{port}",
+        INGEST_SPOOL_DIR=str(tmp_path / "spool"),
         **settings,
     )
     migrate(env)
