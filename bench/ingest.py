@@ -295,6 +295,7 @@ class Bench:
             if self.args.per_ip_limits
             else "127.0.0.1/32,10.0.0.0/8",
             INGEST_SPOOL_DIR=str(self.tmp / "spool"),
+            INGEST_SPOOL="false" if self.args.no_spool else "true",
         )
         subprocess.run(
             [console_script("pulse"), "db", "upgrade"],
@@ -749,6 +750,9 @@ def main() -> None:
         "--per-ip-limits",
         action="store_true",
         help="count the per-IP limits of the client addresses (use --visitors 300000)",
+    )
+    parser.add_argument(
+        "--no-spool", action="store_true", help="INGEST_SPOOL=false: one Redis call a request"
     )
     parser.add_argument("--drain-limit", type=float, default=300.0, help="seconds (max 600)")
     parser.add_argument(
