@@ -287,7 +287,7 @@ def recover(directory: Path, url: str) -> int:
     return shipped
 
 
-_spools: dict[Path, tuple[int, Spool]] = {}
+_spools: dict[tuple[str, str], tuple[int, Spool]] = {}  # (url, INGEST_SPOOL_DIR) -> pid, spool
 _spools_lock = threading.Lock()
 
 
@@ -295,15 +295,16 @@ def for_process(config: Mapping[str, Any], url: str) -> Spool | None:
     """This process's spool for `url` (started on first use, again after a fork)."""
     if not config.get("INGEST_SPOOL", True):
         return None
-    directory = directory_for(config, url)
-    held = _spools.get(directory)
+    key = (url, config["INGEST_SPOOL_DIR"])
+    held = _spools.get(key)
     if held is not None and held[0] == os.getpid():
         return held[1]
     with _spools_lock:
-        held = _spools.get(directory)
+        held = _spools.get(key)
         if held is None or held[0] != os.getpid():
             interval = float(config.get("INGEST_SPOOL_SHIP_INTERVAL") or SHIP_INTERVAL)
-            held = _spools[directory] = (os.getpid(), Spool(url, directory, interval).start())
+            directory = directory_for(config, url)
+            held = _spools[key] = (os.getpid(), Spool(url, directory, interval).start())
     return held[1]
 
 
