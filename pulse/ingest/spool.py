@@ -287,7 +287,8 @@ def recover(directory: Path, url: str) -> int:
     return shipped
 
 
-_spools: dict[tuple[str, str], tuple[int, Spool]] = {}  # (url, INGEST_SPOOL_DIR) -> pid, spool
+# (url, INGEST_SPOOL_DIR) -> (pid, spool), or None where the folder could not be made
+_spools: dict[tuple[str, str], tuple[int, Spool | None]] = {}
 _spools_lock = threading.Lock()
 
 
@@ -304,14 +305,19 @@ def for_process(config: Mapping[str, Any], url: str) -> Spool | None:
         if held is None or held[0] != os.getpid():
             interval = float(config.get("INGEST_SPOOL_SHIP_INTERVAL") or SHIP_INTERVAL)
             directory = directory_for(config, url)
-            held = _spools[key] = (os.getpid(), Spool(url, directory, interval).start())
+            try:
+                spool: Spool | None = Spool(url, directory, interval).start()
+            except OSError:
+                log.exception("no ingest spool in %s: requests use Redis directly", directory)
+                spool = None
+            held = _spools[key] = (os.getpid(), spool)
     return held[1]
 
 
 def close_all() -> None:
     """Ship and stop this process's spools (tests; atexit does it for a server)."""
     with _spools_lock:
-        spools = [spool for pid, spool in _spools.values() if pid == os.getpid()]
+        spools = [spool for pid, spool in _spools.values() if pid == os.getpid() and spool]
         _spools.clear()
     for spool in spools:
         spool.close()

@@ -193,3 +193,16 @@ def test_a_process_ships_its_spool_when_it_closes(spooling_app):
     spool.close_all()
     assert spool_files(spooling_app) == [] and buffer.pending() == 1
     db.session.remove()
+
+
+def test_a_spool_folder_that_cannot_be_made_leaves_requests_on_the_exact_path(
+    spool_settings, redis_url, tmp_path
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with redis_app({**spool_settings, "INGEST_SPOOL_DIR": str(blocker)}, redis_url) as app:
+        t = make_tenant("alpha")
+        response = send(app.test_client(), {"site": t.site.site_key, "events": [pageview()]})
+        assert response.status_code == 202
+        assert buffer.pending() == 1  # pushed by the exact path, not spooled
+        spool.close_all()
