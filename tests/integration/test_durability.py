@@ -551,6 +551,58 @@ def test_a_worker_killed_mid_batch_leaves_a_list_that_the_next_worker_stores(
 
 @pytest.mark.postgres
 @pytest.mark.redis
+def test_a_web_process_killed_with_events_in_its_spool_loses_none_of_them(
+    tmp_path: Path, database: str, redis_db: str
+) -> None:
+    """A gunicorn worker is SIGKILLed while its spool holds acknowledged events that it
+    has not shipped: the file outlives it, and another process ships it."""
+    stack = make_stack(tmp_path, database, redis_db, **BUFFER_IN_SHARED_REDIS)
+    redis = Redis.from_url(redis_db)
+    try:
+        gunicorn = stack.gunicorn()
+        stack.worker()
+        traffic = Traffic(stack.port, set_up_site(f"http://127.0.0.1:{stack.port}")).start()
+        wait_for(lambda: traffic.acknowledged() >= N // 4, 60, "a quarter acknowledged", stack)
+
+        # Freeze one web process at a time (SIGSTOP: its shipper stops too) until one is
+        # caught with a spool file that holds something, then SIGKILL it.
+        caught: list[Path] = []
+        victim = 0
+        deadline = time.monotonic() + 30
+        while not caught and time.monotonic() < deadline:
+            for pid in descendants(gunicorn.pid):
+                os.kill(pid, signal.SIGSTOP)
+                caught = [p for p in (tmp_path / "spool").glob(f"*/{pid}-*.spool") if _size(p)]
+                if caught:
+                    victim = pid
+                    break
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.005)
+        assert caught, "never caught a web process with events in its spool"
+        assert traffic.acknowledged() < N, "the stream ended before the kill: raise N"
+        os.kill(victim, signal.SIGKILL)
+
+        # gunicorn replaces the process; the others (or the drainer) ship its file.
+        wait_until_all_stored(database, redis, traffic, stack, timeout=60)
+        print(traffic.summary(), f"; killed pid {victim} holding {[p.name for p in caught]}")
+        assert_exactly_the_sent_events(database, traffic)
+        assert not any(path.exists() for path in caught)
+        # The requests the killed process was answering were retried, never refused.
+        assert set(traffic.statuses) == {202}, traffic.statuses
+    finally:
+        stack.close()
+        redis.close()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # shipped and removed since the glob
+        return 0
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
 @pytest.mark.parametrize("persistence", ["none", "aof"])
 def test_when_redis_dies_acknowledged_events_are_still_stored(
     tmp_path: Path, database: str, redis_url: str, persistence: str
