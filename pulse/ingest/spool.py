@@ -45,6 +45,8 @@ SHIP_INTERVAL = 0.05  # seconds between two shipments of one process
 RECOVER_EVERY = 5.0  # seconds between two looks for the files of dead processes
 FAST_SHARE = 8
 MAX_ITEM_BYTES = 1_000_000  # a shipment's rows are merged into queue items of about this
+FILE_BYTES = 2_000_000  # a spool file this full is closed and shipped on its own ...
+MAX_FILES = 16  # ... and with this many waiting, requests take the exact path instead
 SUFFIX = ".spool"
 
 # KEYS: queue, counters... ARGV: window seconds, n, n items, then one delta per counter.
@@ -113,8 +115,7 @@ class Spool:
         self._fd: int | None = None
         self._path: Path | None = None
         self._size = 0
-        self._items: list[bytes] = []
-        self._outbox: list[tuple[int, Path, list[bytes]]] = []  # files awaiting Redis
+        self._outbox: list[tuple[int, Path]] = []  # closed files awaiting Redis (fd, path)
         self._stopping = threading.Event()
         self._script = buffer.connection(url).register_script(SHIP_LUA)
         self._thread: threading.Thread | None = None
@@ -126,8 +127,8 @@ class Spool:
     ) -> bool:
         """Spool `item` and count it, or False: the exact path has to decide."""
         with self._lock:
-            if not self.healthy:
-                return False
+            if not self.healthy or len(self._outbox) >= MAX_FILES:
+                return False  # Redis is away, or the shipper this far behind
             ip = self.counts.get(ip_key) if ip_key else None
             if ip_key and (ip.merged + ip.pending if ip else 0) + 1 > ip_limit // FAST_SHARE:
                 return False
@@ -179,50 +180,64 @@ class Spool:
             os.ftruncate(self._fd, self._size)
             raise OSError(f"short write to the ingest spool ({written} of {len(line)} bytes)")
         self._size += written
-        self._items.append(item)
+        if self._size >= FILE_BYTES:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        """Hand the current file to the shipper; the next item opens a new one."""
+        if self._fd is not None and self._path is not None:
+            self._outbox.append((self._fd, self._path))
+        self._fd, self._path = None, None
 
     # In the shipper thread ------------------------------------------------------------
 
     def ship(self) -> bool:
-        """Push what was spooled and the counts added since the last shipment."""
+        """Push the closed files, one script call each, and the counts added since the
+        last shipment (with the first). Memory holds one file at a time."""
         with self._lock:
-            if self._fd is not None and self._path is not None:
-                self._outbox.append((self._fd, self._path, self._items))
-                self._fd, self._path, self._items = None, None, []
+            self._close_file()
             deltas = {key: count.pending for key, count in self.counts.items() if count.pending}
             for key in deltas:
                 self.counts[key].pending = 0
-            outbox = list(self._outbox)
+            files: list[tuple[int, Path] | None] = list(self._outbox)
             healthy = self.healthy
-        if not outbox and not deltas and healthy:
+        if not files and not deltas and healthy:
             return True
-        items = merge([item for _, _, spooled in outbox for item in spooled])
-        try:
-            totals = self._script(
-                keys=[buffer.QUEUE, *deltas],
-                args=[limits.WINDOW, len(items), *items, *deltas.values()],
-            )
-        except (RedisError, OSError) as exc:
+        for index, file in enumerate(files or [None]):  # one call at least: counts, health
+            sending = deltas if index == 0 else {}
+            items = merge(file[1].read_bytes().split(b"\n")[:-1]) if file else []
+            try:
+                totals = self._script(
+                    keys=[buffer.QUEUE, *sending],
+                    args=[limits.WINDOW, len(items), *items, *sending.values()],
+                )
+            except (RedisError, OSError) as exc:
+                self._failed(sending, exc)
+                return False
             with self._lock:
-                for key, delta in deltas.items():
-                    self.counts.setdefault(key, Count()).pending += delta
-                if self.healthy:
-                    log.warning("ingest spool: Redis unreachable (%s); not spooling", exc)
-                self.healthy = False
-            return False
+                for key, total in zip(sending, totals, strict=True):
+                    self.counts.setdefault(key, Count()).merged = int(total)
+                self.healthy = True
+                if file:
+                    self._outbox.remove(file)
+            if file:
+                file[1].unlink(missing_ok=True)
+                os.close(file[0])
         window = int(time.time()) // limits.WINDOW
         with self._lock:
-            for key, total in zip(deltas, totals, strict=True):
-                self.counts.setdefault(key, Count()).merged = int(total)
             for key in [k for k, c in self.counts.items() if _window_of(k) < window - 1]:
                 if not self.counts[key].pending:
                     del self.counts[key]
-            self.healthy = True
-            del self._outbox[: len(outbox)]
-        for fd, path, _ in outbox:
-            path.unlink(missing_ok=True)
-            os.close(fd)
         return True
+
+    def _failed(self, deltas: dict[str, int], exc: Exception) -> None:
+        """Redis did not take a shipment: its counts wait for the next, requests go direct."""
+        with self._lock:
+            for key, delta in deltas.items():
+                self.counts.setdefault(key, Count()).pending += delta
+            if self.healthy:
+                log.warning("ingest spool: Redis unreachable (%s); not spooling", exc)
+            self.healthy = False
 
     def run(self) -> None:
         next_recovery = 0.0

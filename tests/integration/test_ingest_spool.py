@@ -206,3 +206,26 @@ def test_a_spool_folder_that_cannot_be_made_leaves_requests_on_the_exact_path(
         assert response.status_code == 202
         assert buffer.pending() == 1  # pushed by the exact path, not spooled
         spool.close_all()
+
+
+def test_full_files_are_shipped_one_call_each_and_a_backlog_turns_requests_away(
+    tmp_path, redis_url, monkeypatch
+):
+    """Memory holds one file at a time; a shipper this far behind sends requests to the
+    exact path rather than let the spool grow."""
+    monkeypatch.setattr(spool, "FILE_BYTES", 10)
+    monkeypatch.setattr(spool, "MAX_FILES", 2)
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()
+    outbox = spool.Spool(redis_url, tmp_path, interval=3600)
+    assert outbox.take("", 0, "", 0, 1, b'[{"n":1}]')
+    assert outbox.take("", 0, "", 0, 1, b'[{"n":2}]')
+    assert not outbox.take("", 0, "", 0, 1, b'[{"n":3}]')  # two full files wait
+    assert len(list(tmp_path.glob("*.spool"))) == 2
+    assert outbox.ship()
+    assert connection.lrange(buffer.QUEUE, 0, -1) == [b'[{"n":1}]', b'[{"n":2}]']
+    assert list(tmp_path.glob("*.spool")) == []
+    assert outbox.take("", 0, "", 0, 1, b'[{"n":3}]')
+    outbox.close()
+    assert connection.lrange(buffer.QUEUE, 0, -1)[-1] == b'[{"n":3}]'
+    connection.flushdb()
