@@ -99,6 +99,24 @@ def merge(items: list[bytes]) -> list[bytes]:
     return merged
 
 
+def _new_file(directory: Path) -> tuple[int, Path]:
+    """A spool file, locked before it takes the name recoverers look for: a file is never
+    under that name without its live owner's lock (else a recoverer could ship it empty
+    and remove it while its owner goes on appending to the removed file)."""
+    name = f"{os.getpid()}-{secrets.token_hex(6)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+    fd = os.open(directory / f".{name}.new", flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while we live
+        path = directory / f"{name}{SUFFIX}"
+        os.rename(directory / f".{name}.new", path)
+    except OSError:
+        os.close(fd)
+        (directory / f".{name}.new").unlink(missing_ok=True)
+        raise
+    return fd, path
+
+
 def _window_of(key: str) -> int:
     return int(key.rsplit(":", 1)[1])
 
@@ -169,11 +187,8 @@ class Spool:
 
     def _append(self, item: bytes) -> None:
         if self._fd is None:
-            path = self.directory / f"{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-            fd = os.open(path, flags, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while we live
-            self._fd, self._path, self._size = fd, path, 0
+            self._fd, self._path = _new_file(self.directory)
+            self._size = 0
         line = item + b"\n"
         written = os.write(self._fd, line)
         if written != len(line):  # a full disk: take the torn line back, refuse the item
@@ -205,7 +220,11 @@ class Spool:
             return True
         for index, file in enumerate(files or [None]):  # one call at least: counts, health
             sending = deltas if index == 0 else {}
-            items = merge(file[1].read_bytes().split(b"\n")[:-1]) if file else []
+            try:
+                items = merge(file[1].read_bytes().split(b"\n")[:-1]) if file else []
+            except FileNotFoundError:  # not ours to lose: say so, and do not retry forever
+                log.error("ingest spool: %s vanished before it was shipped", file and file[1])
+                items = []
             try:
                 totals = self._script(
                     keys=[buffer.QUEUE, *sending],

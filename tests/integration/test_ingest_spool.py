@@ -6,6 +6,7 @@ test (`ship()`), so what is in the file and what is in Redis can be asserted.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -228,4 +229,27 @@ def test_full_files_are_shipped_one_call_each_and_a_backlog_turns_requests_away(
     assert outbox.take("", 0, "", 0, 1, b'[{"n":3}]')
     outbox.close()
     assert connection.lrange(buffer.QUEUE, 0, -1)[-1] == b'[{"n":3}]'
+    connection.flushdb()
+
+
+def test_a_recoverer_never_takes_a_file_that_its_owner_is_still_creating(
+    tmp_path, redis_url, monkeypatch
+):
+    """A recovery that runs between the owner's open and its lock finds nothing to take."""
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()
+    outbox = spool.Spool(redis_url, tmp_path, interval=3600)
+    real_flock, recoveries = fcntl.flock, []
+
+    def flock_after_a_recovery(fd, operation):
+        if not recoveries:
+            recoveries.append("running")
+            recoveries.append(spool.recover(tmp_path, redis_url))
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_recovery)
+    assert outbox.take("", 0, "", 0, 1, b'[{"n":1}]')
+    assert recoveries == ["running", 0]
+    assert outbox.ship()
+    assert connection.lrange(buffer.QUEUE, 0, -1) == [b'[{"n":1}]']
     connection.flushdb()
