@@ -349,6 +349,14 @@ class Bench:
             time.sleep(0.05)
         return time.monotonic() - started, self.stored()
 
+    def check_stored(self, before: int, load: Load, per_request: int) -> int:
+        """Every acknowledged event is in the database once the phase is drained."""
+        stored = self.stored() - before
+        acknowledged = (load.requests - load.non_2xx) * per_request
+        if stored < acknowledged:
+            self.fail(f"LOST EVENTS: {acknowledged} acknowledged, {stored} stored")
+        return stored
+
     def gunicorn(self, app: str, config: str, port: int, extra: list[str] | None = None):
         args = [sys.executable, "-m", "gunicorn", app, "-b", f"{HOST}:{port}"]
         args += CONFIGS[config] + ["--log-level", "warning", *(extra or [])]
@@ -511,10 +519,11 @@ class Bench:
                 figures.cpu.append(f"(d{round_ + 1}) {line}")
 
                 profiling = self.profile_start("single", proc.pid, seconds) if not round_ else []
-                before = cpu_snapshot(self, proc.pid)
+                before, stored_before = cpu_snapshot(self, proc.pid), self.stored()
                 load = self.wrk(port, "/api/v1/track", 1, seconds)
                 self.profile_finish(profiling, load.requests, 1)
                 self.wait_drained(180)  # the drainer's share of (a) is part of its cost
+                self.check_stored(stored_before, load, 1)
                 after = cpu_snapshot(self, proc.pid)
                 figures.single.append(load)
                 figures.single_cpu.append(cpu_total(before, after, load.requests))
@@ -531,6 +540,7 @@ class Bench:
             _, after = self.wait_drained(self.args.drain_limit)
             figures.stored_seconds = time.monotonic() - started
             figures.batch_stored = after - before
+            self.check_stored(before, figures.batch, BATCH)
             cpu_after = cpu_snapshot(self, proc.pid)
             figures.cpu.append(
                 "(b) " + cpu_line(cpu_before, cpu_after, max(1, figures.batch_stored), "event")
