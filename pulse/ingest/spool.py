@@ -117,6 +117,12 @@ def _new_file(directory: Path) -> tuple[int, Path]:
     return fd, path
 
 
+def _items_in(path: Path) -> list[bytes]:
+    """The queue items of a closed spool file, one a line."""
+    lines = path.read_bytes().split(b"\n")[:-1]
+    return [line for line in lines if line.startswith(b"[") and line.endswith(b"]")]
+
+
 def _window_of(key: str) -> int:
     return int(key.rsplit(":", 1)[1])
 
@@ -129,6 +135,8 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.healthy = True  # the last shipment reached Redis
         self.counts: dict[str, Count] = {}
+        self._unshipped: set[str] = set()  # keys of counts with pending > 0
+        self._pruned_window = 0
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._path: Path | None = None
@@ -162,10 +170,14 @@ class Spool:
                 self.healthy = False
                 return False
             if ip_key:
-                self.counts.setdefault(ip_key, Count()).pending += 1
+                self._add(ip_key, 1)
             if site_key:
-                self.counts.setdefault(site_key, Count()).pending += events
+                self._add(site_key, events)
             return True
+
+    def _add(self, key: str, pending: int) -> None:
+        self.counts.setdefault(key, Count()).pending += pending
+        self._unshipped.add(key)
 
     def claim(self, *keys: str) -> list[int]:
         """What this process counted on `keys` and has not shipped: the exact path adds it."""
@@ -176,6 +188,7 @@ class Spool:
                 claimed.append(count.pending if count else 0)
                 if count:
                     count.pending = 0
+                    self._unshipped.discard(key)
             return claimed
 
     def learn(self, totals: Mapping[str, int]) -> None:
@@ -211,9 +224,10 @@ class Spool:
         last shipment (with the first). Memory holds one file at a time."""
         with self._lock:
             self._close_file()
-            deltas = {key: count.pending for key, count in self.counts.items() if count.pending}
+            deltas = {key: self.counts[key].pending for key in self._unshipped}
             for key in deltas:
                 self.counts[key].pending = 0
+            self._unshipped.clear()
             files: list[tuple[int, Path] | None] = list(self._outbox)
             healthy = self.healthy
         if not files and not deltas and healthy:
@@ -221,7 +235,7 @@ class Spool:
         for index, file in enumerate(files or [None]):  # one call at least: counts, health
             sending = deltas if index == 0 else {}
             try:
-                items = merge(file[1].read_bytes().split(b"\n")[:-1]) if file else []
+                items = merge(_items_in(file[1])) if file else []
             except FileNotFoundError:  # not ours to lose: say so, and do not retry forever
                 log.error("ingest spool: %s vanished before it was shipped", file and file[1])
                 items = []
@@ -242,18 +256,25 @@ class Spool:
             if file:
                 file[1].unlink(missing_ok=True)
                 os.close(file[0])
-        window = int(time.time()) // limits.WINDOW
-        with self._lock:
-            for key in [k for k, c in self.counts.items() if _window_of(k) < window - 1]:
-                if not self.counts[key].pending:
-                    del self.counts[key]
+        self._prune()
         return True
+
+    def _prune(self) -> None:
+        """Forget the counts of past windows, once per window (not on every shipment)."""
+        window = int(time.time()) // limits.WINDOW
+        if window == self._pruned_window:
+            return
+        with self._lock:
+            for key in [k for k in self.counts if _window_of(k) < window - 1]:
+                if key not in self._unshipped:
+                    del self.counts[key]
+        self._pruned_window = window
 
     def _failed(self, deltas: dict[str, int], exc: Exception) -> None:
         """Redis did not take a shipment: its counts wait for the next, requests go direct."""
         with self._lock:
             for key, delta in deltas.items():
-                self.counts.setdefault(key, Count()).pending += delta
+                self._add(key, delta)
             if self.healthy:
                 log.warning("ingest spool: Redis unreachable (%s); not spooling", exc)
             self.healthy = False
@@ -303,9 +324,7 @@ def recover(directory: Path, url: str) -> int:
                 continue  # its process lives and ships it
             if not path.exists():
                 continue  # shipped and removed by its process while we opened it
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                lines = handle.read().split(b"\n")
-            items = [line for line in lines[:-1] if line.startswith(b"[") and line.endswith(b"]")]
+            items = _items_in(path)
             merged = merge(items)
             if merged:
                 buffer.connection(url).rpush(buffer.QUEUE, *merged)
